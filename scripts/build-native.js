@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Builds build/Release/search_r3.node with cmake-js.
+//   SEARCH_R3_CUDA=1                  also build llama.cpp's CUDA backend (needs nvcc)
+//   SEARCH_R3_CUDA_ARCHITECTURES=90   CUDA architectures (CMAKE_CUDA_ARCHITECTURES), default llama.cpp's list
+//   SEARCH_R3_JOBS=N                  parallel compile jobs (default: number of CPUs)
+//   SEARCH_R3_BUILD_TYPE=Debug        build type (default Release)
+'use strict';
+const { spawnSync } = require('node:child_process');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const env = process.env;
+const truthy = (v) => v !== undefined && /^(1|on|true|yes)$/i.test(v);
+
+const jobs = env.SEARCH_R3_JOBS || String(Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length));
+const args = [require.resolve('cmake-js/bin/cmake-js'), 'compile', '--parallel', jobs];
+const defs = {};
+if (env.LLAMA_CPP_DIR) defs.LLAMA_CPP_DIR = path.resolve(env.LLAMA_CPP_DIR);
+if (truthy(env.SEARCH_R3_CUDA)) defs.SEARCH_R3_CUDA = 'ON';
+if (env.SEARCH_R3_CUDA_ARCHITECTURES) defs.CMAKE_CUDA_ARCHITECTURES = env.SEARCH_R3_CUDA_ARCHITECTURES;
+if (env.SEARCH_R3_BUILD_TYPE === 'Debug') args.push('--debug');
+for (const [k, v] of Object.entries(defs)) args.push(`--CD${k}=${v}`);
+
+console.log(`search-r3: building the native addon (${truthy(env.SEARCH_R3_CUDA) ? 'CPU + CUDA' : 'CPU'}, ${jobs} jobs)`);
+const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+if (res.status !== 0) {
+  console.error('search-r3: the native build failed; see the compiler output above. ' +
+    'It needs cmake >= 3.18 and a C++17 compiler (and nvcc with SEARCH_R3_CUDA=1).');
+  process.exit(res.status ?? 1);
+}

@@ -1,0 +1,61 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { checkKeys } from '../util/validate';
+
+/** A usage error: printed with the command's help, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * node:util parseArgs with the house error messages: an unknown flag suggests the closest known one.
+ */
+export function parse(argv: string[], options: Options): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: values as Record<string, string | boolean | string[] | undefined>, positionals };
+  } catch (err) {
+    const msg = (err as Error).message;
+    const m = /Unknown option '--?([^']+)'/.exec(msg);
+    if (m) {
+      try {
+        checkKeys({ [m[1]!]: true }, Object.keys(options), 'the command line');
+      } catch (e) {
+        throw new UsageError((e as Error).message.replace('Unknown option "', 'Unknown option "--').replace('did you mean "', 'did you mean "--'));
+      }
+    }
+    throw new UsageError(msg);
+  }
+}
+
+/** Reads an integer flag, with the flag's name in the error. */
+export function intFlag(value: unknown, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== 'string' || !/^-?\d+$/.test(value) || n < min || n > max) {
+    throw new UsageError(`Expected an integer between ${min} and ${max} for --${flag} but received ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Reads a number flag, with the flag's name in the error. */
+export function numFlag(value: unknown, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`Expected a number between ${min} and ${max} for --${flag} but received ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function oneOfFlag<T extends string>(value: unknown, flag: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`Expected one of ${allowed.join(', ')} for --${flag} but received ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}

@@ -1,0 +1,51 @@
+import { runEvalCli } from '../eval/cli';
+import { SearchR3Error } from '../util/errors';
+import { UsageError } from './args';
+import { embedCommand, generateCommand, infoCommand } from './engine-commands';
+import { addEmbedTokenCommand, makeModelCommand } from './model-commands';
+
+type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  info: { run: infoCommand, summary: 'info MODEL [--json]                      model metadata' },
+  generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--json]' },
+  embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--input FILE.jsonl] [--json] [TEXT…]' },
+  'make-model': { run: makeModelCommand, summary: 'make-model --out FILE [--preset NAME] [--arch qwen2|llama] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0]' },
+  'add-embed-token': { run: addEmbedTokenCommand, summary: 'add-embed-token IN OUT                    add <|embed_token|> to a GGUF' },
+  eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'eval QRELS RUN [--json] [-m measure…] [-q]  trec_eval-identical metrics' },
+};
+
+function help(): string {
+  return ['usage: search-r3 <command> [options]', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), ''].join('\n');
+}
+
+/**
+ * The `search-r3` command line. Returns the exit code: 0 success, 1 failure, 2 usage error.
+ * Every error is printed as one line naming the problem; nothing throws past this function.
+ */
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    (name ? out : err).write(help());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    err.write(`search-r3: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest, out);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err.write(`search-r3 ${name}: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof SearchR3Error || e instanceof TypeError || e instanceof RangeError) {
+      err.write(`search-r3 ${name}: ${e.message}\n`);
+      return 1;
+    }
+    err.write(`search-r3 ${name}: unexpected failure: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}

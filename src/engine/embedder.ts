@@ -1,0 +1,196 @@
+import type { NativeRequest, NativeResult } from '../native';
+import { SearchR3Error } from '../util/errors';
+import { assertBoolean, assertInteger, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
+import type { LoraAdapter } from './lora';
+import type { Model } from './model';
+import type { Session } from './session';
+import { checkSampling } from './session';
+import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type PromptSide } from './templates';
+
+export type EmbedMode = 'direct' | 'reason';
+
+/**
+ * Why an embedding ended where it did:
+ * - `direct`: the prompt already ended in `<|embed_token|>`;
+ * - `embed`: the model wrote its analysis and emitted `<|embed_token|>` itself;
+ * - `budget`: the reasoning budget ran out and the engine appended `<|embed_token|>`;
+ * - `stopped`: the model ended its turn without the token and the engine appended it.
+ */
+export type EmbedFinish = 'direct' | 'embed' | 'budget' | 'stopped';
+
+export interface EmbedResult {
+  vector: Float32Array;
+  reasoning: string;
+  reasoningTokens: number;
+  promptTokens: number;
+  finish: EmbedFinish;
+}
+
+export interface EmbedderOptions {
+  /** `direct` (default) or `reason`. */
+  mode?: EmbedMode;
+  /** Reasoning tokens at most before the engine appends `<|embed_token|>` (default 128). */
+  maxReasoningTokens?: number;
+  /** L2-normalise vectors (default true). */
+  normalize?: boolean;
+  /** Sampling temperature of the reasoning (default 0: greedy, reproducible). */
+  temperature?: number;
+  /** Seed of the reasoning sampler (default 0). */
+  seed?: number;
+  /** Parallel sequences (default 8). */
+  sequences?: number;
+  /** Tokens per sequence (default 512). */
+  contextPerSequence?: number;
+  /** CPU threads (default: all). */
+  threads?: number;
+  /** Prompt wording (default DEFAULT_EMBED_TEMPLATE). */
+  template?: Partial<EmbedTemplate>;
+  /** A LoRA adapter to apply at scale 1. */
+  lora?: LoraAdapter;
+}
+
+export interface EmbedCallOptions {
+  /** Overrides the embedder's mode for this call. */
+  mode?: EmbedMode;
+  signal?: AbortSignal;
+  /** Called after each chunk with the texts done so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+function normalizeInPlace(v: Float32Array): Float32Array {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
+  const n = Math.sqrt(s);
+  if (n > 0) for (let i = 0; i < v.length; i++) v[i]! /= n;
+  return v;
+}
+
+function finishOf(r: NativeResult): EmbedFinish {
+  if (r.finish === 'prompt') return 'direct';
+  if (!r.embedForced) return 'embed';
+  return r.finish === 'length' || r.finish === 'context' ? 'budget' : 'stopped';
+}
+
+/**
+ * Search-R3 embeddings: the final-layer hidden state (after the final norm) at `<|embed_token|>`.
+ * Many texts are decoded as parallel sequences in shared batches.
+ *
+ * @example
+ * const embedder = await Embedder.create(model, { mode: 'reason', maxReasoningTokens: 64 });
+ * const [q] = await embedder.embed(['who painted the ceiling of the sistine chapel']);
+ * console.log(q.reasoning, q.vector.length);
+ */
+export class Embedder implements AsyncDisposable {
+  readonly model: Model;
+  readonly session: Session;
+  readonly template: EmbedTemplate;
+  readonly #options: Required<Pick<EmbedderOptions, 'mode' | 'maxReasoningTokens' | 'normalize' | 'temperature' | 'seed'>>;
+  readonly #embedToken: number;
+
+  private constructor(model: Model, session: Session, options: EmbedderOptions, embedToken: number) {
+    this.model = model;
+    this.session = session;
+    this.template = { ...DEFAULT_EMBED_TEMPLATE, ...options.template };
+    this.#options = {
+      mode: options.mode ?? 'direct',
+      maxReasoningTokens: options.maxReasoningTokens ?? 128,
+      normalize: options.normalize ?? true,
+      temperature: options.temperature ?? 0,
+      seed: options.seed ?? 0,
+    };
+    this.#embedToken = embedToken;
+  }
+
+  /** Opens a session on `model` for embedding. The model must have `<|embed_token|>`. */
+  static async create(model: Model, options: EmbedderOptions = {}): Promise<Embedder> {
+    checkKeys(options, ['mode', 'maxReasoningTokens', 'normalize', 'temperature', 'seed', 'sequences', 'contextPerSequence', 'threads', 'template', 'lora'], 'options');
+    if (options.mode !== undefined) assertOneOf(options.mode, 'mode', ['direct', 'reason'] as const);
+    if (options.maxReasoningTokens !== undefined) assertInteger(options.maxReasoningTokens, 'maxReasoningTokens', 1, 1 << 20);
+    if (options.normalize !== undefined) assertBoolean(options.normalize, 'normalize');
+    checkSampling({ temperature: options.temperature, seed: options.seed });
+    const sequences = options.sequences ?? 8;
+    assertInteger(sequences, 'sequences', 1, 256);
+    const perSeq = options.contextPerSequence ?? 512;
+    assertInteger(perSeq, 'contextPerSequence', 16);
+    if (options.template !== undefined) {
+      checkKeys(options.template, ['querySystem', 'documentSystem', 'reasonSystem', 'directAssistant'], 'template');
+      for (const [k, v] of Object.entries(options.template)) assertString(v, `template.${k}`);
+    }
+    const embedToken = model.info.embedTokenId;
+    if (embedToken === null) {
+      throw new SearchR3Error('ERR_MODEL', `model ${model.info.path} has no <|embed_token|> token; add one with "search-r3 add-embed-token IN OUT"`);
+    }
+    const session = await model.createSession({ sequences, contextSize: perSeq * sequences, threads: options.threads });
+    try {
+      if (options.lora) session.setLoras([{ adapter: options.lora, scale: 1 }]);
+    } catch (err) {
+      session.dispose();
+      throw err;
+    }
+    return new Embedder(model, session, options, embedToken);
+  }
+
+  /** The token ids this embedder feeds for `text` on the given side. */
+  promptFor(text: string, side: PromptSide): Int32Array {
+    return buildEmbedPrompt(this.model, this.template, side, text);
+  }
+
+  /** Embeds queries (in the embedder's mode, or `options.mode`). */
+  async embed(texts: string[], options: EmbedCallOptions = {}): Promise<EmbedResult[]> {
+    checkKeys(options, ['mode', 'signal', 'onProgress'], 'options');
+    const mode = options.mode ?? this.#options.mode;
+    assertOneOf(mode, 'mode', ['direct', 'reason'] as const);
+    return this.#embedAll(texts, mode === 'reason' ? 'reason' : 'query', options);
+  }
+
+  /** Embeds documents (always the direct form, with the document instruction). */
+  async embedDocuments(texts: string[], options: Omit<EmbedCallOptions, 'mode'> = {}): Promise<EmbedResult[]> {
+    checkKeys(options, ['signal', 'onProgress'], 'options');
+    return this.#embedAll(texts, 'document', options);
+  }
+
+  async #embedAll(texts: string[], side: PromptSide, options: EmbedCallOptions): Promise<EmbedResult[]> {
+    if (!Array.isArray(texts)) throw new TypeError(expected('array of strings', 'texts', texts));
+    texts.forEach((t, i) => assertString(t, `texts[${i}]`));
+    const perSeq = this.session.info.contextPerSequence;
+    const requests = texts.map((text, i): NativeRequest => {
+      const prompt = this.promptFor(text, side);
+      const room = side === 'reason' ? prompt.length + 2 : prompt.length;
+      if (room > perSeq) {
+        throw new SearchR3Error('ERR_CONTEXT', `texts[${i}] needs ${room} tokens but a sequence holds ${perSeq}; shorten it or raise contextPerSequence`);
+      }
+      return side === 'reason'
+        ? {
+            prompt,
+            maxTokens: Math.min(this.#options.maxReasoningTokens, perSeq - prompt.length - 1),
+            temperature: this.#options.temperature,
+            seed: this.#options.seed,
+            embedToken: this.#embedToken,
+            embedOnStop: true,
+          }
+        : { prompt, maxTokens: 0, embedPromptLast: true };
+    });
+    // Chunks keep every sequence busy while letting progress be reported and aborts land quickly.
+    const chunk = this.session.info.sequences * 4;
+    const out: EmbedResult[] = [];
+    for (let start = 0; start < requests.length; start += chunk) {
+      const { results } = await this.session.run(requests.slice(start, start + chunk), { signal: options.signal });
+      for (const r of results) {
+        if (!r.embedding) throw new SearchR3Error('ERR_NATIVE', `no hidden state was captured for texts[${start + r.request}]`);
+        const vector = this.#options.normalize ? normalizeInPlace(r.embedding) : r.embedding;
+        const reasoningTokens = r.tokens.length - (r.finish === 'embed' && !r.embedForced ? 1 : 0);
+        out.push({ vector, reasoning: r.text, reasoningTokens, promptTokens: r.promptTokens, finish: finishOf(r) });
+      }
+      options.onProgress?.(out.length, requests.length);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+}

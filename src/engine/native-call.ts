@@ -1,0 +1,41 @@
+import { SearchR3Error, type ErrorCode } from '../util/errors';
+
+const CODES = new Set<ErrorCode>([
+  'ERR_FILE', 'ERR_GGUF', 'ERR_MODEL', 'ERR_CONTEXT', 'ERR_DISPOSED', 'ERR_BUSY', 'ERR_ABORTED',
+  'ERR_FORMAT', 'ERR_STORE', 'ERR_NATIVE', 'ERR_TRAIN',
+]);
+
+/**
+ * Turns an error thrown by the addon (a plain Error with a string `code`) into a SearchR3Error,
+ * keeping TypeError/RangeError (argument misuse) as they are.
+ */
+export function fromNative(err: unknown, callerStack?: string): unknown {
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof SearchR3Error) return err;
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: string }).code as ErrorCode | undefined;
+    const mapped = new SearchR3Error(code && CODES.has(code) ? code : 'ERR_NATIVE', err.message);
+    // Show the user's own call site: native rejections carry no JS stack of interest.
+    if (callerStack) mapped.stack = `${mapped.name}: ${mapped.message}\n${callerStack.split('\n').slice(2).join('\n')}`;
+    return mapped;
+  }
+  return err;
+}
+
+/** Awaits a native Promise and re-throws its failure on the stack of the caller. */
+export async function callNative<T>(start: () => Promise<T>): Promise<T> {
+  const callerStack = new Error().stack;
+  try {
+    return await start();
+  } catch (err) {
+    throw fromNative(err, callerStack);
+  }
+}
+
+/** Runs a synchronous native call, mapping its error codes. */
+export function callNativeSync<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * search-r3: run, evaluate and post-train reasoning embedding models on llama.cpp.
+ * This file is the only public entry point.
+ */
+export { SearchR3Error, type ErrorCode } from './util/errors';
+export { Model, EMBED_TOKEN_TEXT, type ModelInfo, type ModelLoadOptions, type TokenizeOptions, type ChatMessage } from './engine/model';
+export {
+  Session, type SessionOptions, type SamplingOptions, type GenerateOptions, type Generation, type FinishReason, type LoraAttachment,
+} from './engine/session';
+export { LoraAdapter } from './engine/lora';
+export {
+  Embedder, type EmbedMode, type EmbedFinish, type EmbedResult, type EmbedderOptions, type EmbedCallOptions,
+} from './engine/embedder';
+export { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type PromptSide } from './engine/templates';
+export { systemInfo, setLogLevel } from './engine/system';
+export {
+  readGguf, validateGguf, writeGguf, makeModel, planModel, addEmbedToken, ggufInfo, MODEL_PRESETS, MODEL_PRESET_NAMES,
+  type GgufFile, type GgufInfo, type MakeModelOptions, type ModelPlan, type ModelPresetName, type AddEmbedTokenResult,
+} from './gguf/index';
+export {
+  evaluate, readQrels, readRun, writeRun, formatTrecEval, selectMeasures, MEASURES,
+  readBeirCorpus, readBeirQueries, readBeirQrels, writeBeir, makeSyntheticDataset, writeSyntheticDataset,
+  normalizeAnswer, exactMatch, f1Score, extractAnswer,
+  type Qrels, type Run, type ScoredDoc, type Evaluation, type EvaluateOptions, type BeirDoc, type BeirQuery, type BeirSplit,
+  type SyntheticDataset, type SyntheticOptions,
+} from './eval/index';

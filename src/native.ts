@@ -1,0 +1,140 @@
+/**
+ * The whole native surface, typed in one place, and the loader that finds the compiled addon.
+ * Everything here is mechanism: TypeScript classes in `engine/` validate arguments and decide policy
+ * before calling in.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SearchR3Error } from './util/errors';
+
+export interface NativeModelMetadata {
+  description: string;
+  architecture: string;
+  name: string;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  nVocab: number;
+  contextLength: number;
+  sizeBytes: number;
+  parameters: number;
+  hasEncoder: boolean;
+  isRecurrent: boolean;
+  chatTemplate: string | null;
+  bos: number;
+  eos: number;
+  eot: number;
+  addBos: boolean;
+  addEos: boolean;
+}
+
+export interface NativeModel {
+  metadata(): NativeModelMetadata;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
+  tokenPieces(tokens: Int32Array, special: boolean): string[];
+  metaValue(key: string): string | null;
+  applyChatTemplate(messages: { role: string; content: string }[], addAssistant: boolean): string | null;
+  dispose(): void;
+}
+
+export interface NativeLora {
+  meta(): Record<string, string>;
+  dispose(): void;
+}
+
+export interface NativeSessionOptions {
+  sequences?: number;
+  contextSize?: number;
+  batchSize?: number;
+  threads?: number;
+  threadsBatch?: number;
+  kvUnified?: boolean;
+  flashAttention?: -1 | 0 | 1;
+}
+
+/** One generation request; see native/generate.h for the exact semantics of each field. */
+export interface NativeRequest {
+  prompt: Int32Array;
+  copies?: number;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  stopTokens?: Int32Array;
+  stopStrings?: string[];
+  logprobs?: boolean;
+  embedToken?: number;
+  embedOnStop?: boolean;
+  embedPromptLast?: boolean;
+}
+
+export type NativeFinish = 'embed' | 'eog' | 'stop' | 'length' | 'context' | 'prompt';
+
+export interface NativeResult {
+  request: number;
+  copy: number;
+  promptTokens: number;
+  tokens: Int32Array;
+  logprobs: Float32Array | null;
+  text: string;
+  finish: NativeFinish;
+  embedForced: boolean;
+  embedding: Float32Array | null;
+}
+
+export interface NativeRunStats {
+  promptTokens: number;
+  generatedTokens: number;
+  decodeCalls: number;
+  promptMs: number;
+  generateMs: number;
+}
+
+export interface NativeSession {
+  run(requests: NativeRequest[]): Promise<{ results: NativeResult[]; stats: NativeRunStats }>;
+  evaluate(tokens: Int32Array, wantLogits: boolean): Promise<{ logits: Float32Array | null; embeddings: Float32Array }>;
+  setLoras(loras: NativeLora[], scales: number[]): void;
+  abort(): void;
+  info(): { contextSize: number; contextPerSequence: number; sequences: number; batchSize: number; threads: number; threadsBatch: number };
+  dispose(): void;
+}
+
+/** Vector kernels of native/store (absent from builds that predate them). */
+export interface NativeVectorKernels {
+  [name: string]: unknown;
+}
+
+export interface NativeBinding extends NativeVectorKernels {
+  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; vocabOnly?: boolean }): Promise<NativeModel>;
+  loadLora(model: NativeModel, path: string): Promise<NativeLora>;
+  createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
+  systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean };
+  setLogLevel(level: 0 | 1 | 2 | 3 | 4): void;
+}
+
+let cached: NativeBinding | undefined;
+
+/** The package root (dist/.. or src/..). */
+export const packageRoot = join(__dirname, '..');
+
+/**
+ * Loads build/Release/search_r3.node once. SEARCH_R3_BINDING=/path/to/file.node overrides the path
+ * (used to test the node-gyp build).
+ */
+export function binding(): NativeBinding {
+  if (cached) return cached;
+  const candidates = process.env.SEARCH_R3_BINDING
+    ? [process.env.SEARCH_R3_BINDING]
+    : [join(packageRoot, 'build', 'Release', 'search_r3.node'), join(packageRoot, 'build', 'Debug', 'search_r3.node')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new SearchR3Error('ERR_NATIVE', `the search-r3 native addon is not built (looked for ${candidates.join(', ')}); run "npm run build:native"`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  cached = require(found) as NativeBinding;
+  return cached;
+}

@@ -1,0 +1,77 @@
+// The package as users meet it: `import` and `require` by name, and the `search-r3` command line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as esm from 'search-r3';
+import { root, storiesPath, tempDir, tinyModel } from './helpers/models.mjs';
+
+const require = createRequire(import.meta.url);
+
+function cli(...args) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'search-r3.js'), ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('require and import of search-r3 expose the same API', () => {
+  const cjs = require('search-r3');
+  for (const name of ['Model', 'Session', 'Embedder', 'LoraAdapter', 'SearchR3Error', 'makeModel', 'addEmbedToken', 'evaluate', 'validateGguf']) {
+    assert.equal(typeof cjs[name], 'function', name);
+    assert.equal(esm[name], cjs[name], name);
+  }
+  assert.equal(esm.default, cjs);
+});
+
+test('search-r3 make-model, info, generate and embed', async () => {
+  const out = join(tempDir(), 'cli-model.gguf');
+  const made = cli('make-model', '--out', out, '--preset', 'tiny', '--layers', '1', '--seed', '3', '--json');
+  assert.equal(made.code, 0, made.err);
+  assert.equal(JSON.parse(made.out).layers, 1);
+  const info = JSON.parse(cli('info', out, '--json').out);
+  assert.equal(info.architecture, 'qwen2');
+  assert.equal(info.nLayer, 1);
+  assert.equal(info.embedTokenId, 151665);
+  const gen = cli('generate', storiesPath, '--prompt', 'Once upon a time', '--max-tokens', '8', '--json');
+  assert.equal(gen.code, 0, gen.err);
+  const g = JSON.parse(gen.out);
+  assert.ok(g.text.startsWith(', there was a little girl'));
+  assert.equal(g.tokens.length, 8);
+  assert.equal(g.logprobs.length, 8);
+  const input = join(tempDir(), 'in.jsonl');
+  writeFileSync(input, '{"id":"q1","text":"first text"}\n\n{"text":"second"}\n');
+  const emb = cli('embed', out, '--input', input, '--json', 'positional text');
+  assert.equal(emb.code, 0, emb.err);
+  const lines = emb.out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.id), ['0', 'q1', '1']);
+  assert.equal(lines[0].vector.length, 64);
+  assert.equal(lines[0].finish, 'direct');
+  const reason = JSON.parse(cli('embed', out, '--mode', 'reason', '--max-reasoning-tokens', '3', '--json', 'why').out);
+  assert.ok(reason.tokens <= 3);
+  assert.ok(['budget', 'stopped', 'embed'].includes(reason.finish));
+});
+
+test('search-r3 reports bad input in one line with a non-zero exit code', async () => {
+  const model = await tinyModel();
+  const cases = [
+    [['info', join(tempDir(), 'missing.gguf')], 1, /missing\.gguf: cannot open GGUF file/],
+    [['generate', storiesPath], 2, /missing --prompt/],
+    [['generate', storiesPath, '--prompt', 'x', '--max-tokens', 'many'], 2, /Expected an integer between 1 and \d+ for --max-tokens but received "many"/],
+    [['embed', model, '--mode', 'think', 'x'], 2, /Expected one of direct, reason for --mode/],
+    [['embed', storiesPath, 'x'], 1, /has no <\|embed_token\|>.*add-embed-token/],
+    [['embed', model, '--maxtokens', '3'], 2, /Unknown option "--maxtokens"/],
+    [['frobnicate'], 2, /unknown command "frobnicate"/],
+  ];
+  for (const [args, code, pattern] of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, pattern);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace for user errors');
+  }
+  const badJsonl = join(tempDir(), 'bad.jsonl');
+  writeFileSync(badJsonl, '{"text":"ok"}\n{"txt":"no"}\n');
+  const r = cli('embed', model, '--input', badJsonl);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /bad\.jsonl:2: expected an object with a string "text"/);
+});
