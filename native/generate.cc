@@ -279,7 +279,7 @@ class Scheduler {
       return;
     }
     bool stop = false;
-    if (llama_vocab_is_eog(vocab_, t)) {
+    if (!req.ignore_eog && llama_vocab_is_eog(vocab_, t)) {
       s.result.finish = Finish::kEog;
       stop = true;
     } else if (std::find(req.stop_tokens.begin(), req.stop_tokens.end(), t) != req.stop_tokens.end()) {

@@ -30,6 +30,7 @@ struct GenRequest {
   std::vector<llama_token> stop_tokens;  // besides the vocabulary's end-of-generation tokens
   std::vector<std::string> stop_strings;
   bool logprobs = false;                 // log-softmax of the raw logits at each sampled token
+  bool ignore_eog = false;               // keep going past end-of-generation tokens (benchmarks, fixed-length rollouts)
   llama_token embed_token = -1;          // when sampled: decode it with embeddings on and capture
   bool embed_on_stop = false;            // if generation stops without it, append it and capture
   bool embed_prompt_last = false;        // capture the hidden state at the last prompt token

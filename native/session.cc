@@ -341,6 +341,7 @@ GenRequest ParseRequest(const Napi::Value & v, size_t index) {
     for (uint32_t i = 0; i < a.Length(); i++) r.stop_strings.push_back(GetString(a.Get(i), "stopStrings[i]"));
   }
   r.logprobs = OptBool(o, "logprobs", false);
+  r.ignore_eog = OptBool(o, "ignoreEog", false);
   r.embed_token = (int32_t)OptInt(o, "embedToken", -1, -1, INT32_MAX);
   r.embed_on_stop = OptBool(o, "embedOnStop", false);
   r.embed_prompt_last = OptBool(o, "embedPromptLast", false);

@@ -67,6 +67,7 @@ export interface NativeRequest {
   stopTokens?: Int32Array;
   stopStrings?: string[];
   logprobs?: boolean;
+  ignoreEog?: boolean;
   embedToken?: number;
   embedOnStop?: boolean;
   embedPromptLast?: boolean;

@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// Engine benchmark: search-r3 against llama.cpp's own tools built from the same vendored tree, on
+// the same GGUF and thread count, and against node-llama-cpp's embedding API.
+//
+//   node bench/engine-bench.js [--model FILE] [--threads N] [--llama-bin DIR] [--skip-nlc] [--json FILE]
+//
+// --model      default: .bench-out/qwen2.5-0.5b-q8_0.gguf, generated with the qwen2.5-0.5b preset (Q8_0)
+// --llama-bin  a directory with llama-bench and llama-batched-bench; default: built from deps/llama.cpp
+//              into deps/llama-tools-build with the addon's flags (static, GGML_OPENMP=OFF)
+// --skip-nlc   skip node-llama-cpp (otherwise installed on demand, pinned, into .bench-out/nlc)
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { parseArgs } = require('node:util');
+
+const root = path.resolve(__dirname, '..');
+const { Model, makeModel, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE } = require(path.join(root, 'dist', 'index.js'));
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' }, threads: { type: 'string' }, 'llama-bin': { type: 'string' },
+    'skip-nlc': { type: 'boolean' }, json: { type: 'string' }, reps: { type: 'string' },
+  },
+});
+const threads = Number(args.threads ?? os.availableParallelism());
+const reps = Number(args.reps ?? 3);
+const out = path.join(root, '.bench-out');
+fs.mkdirSync(out, { recursive: true });
+const PP = 128;
+const TG = 32;
+const NPL = [1, 4, 16];
+const NLC_VERSION = '3.22.1';
+
+function log(msg) {
+  process.stderr.write(`${msg}\n`);
+}
+
+async function ensureModel() {
+  if (args.model) return path.resolve(args.model);
+  const file = path.join(out, 'qwen2.5-0.5b-q8_0.gguf');
+  if (!fs.existsSync(file)) {
+    log('generating the qwen2.5-0.5b-shaped Q8_0 model (once)…');
+    await makeModel({ out: file, preset: 'qwen2.5-0.5b', type: 'q8_0', seed: 1 });
+  }
+  return file;
+}
+
+function ensureLlamaTools() {
+  if (args['llama-bin']) return path.resolve(args['llama-bin']);
+  const build = path.join(root, 'deps', 'llama-tools-build');
+  const bin = path.join(build, 'bin');
+  if (!fs.existsSync(path.join(bin, 'llama-bench')) || !fs.existsSync(path.join(bin, 'llama-batched-bench'))) {
+    log('building llama-bench and llama-batched-bench from deps/llama.cpp (once)…');
+    const cfg = ['-S', path.join(root, 'deps', 'llama.cpp'), '-B', build, '-DCMAKE_BUILD_TYPE=Release', '-DBUILD_SHARED_LIBS=OFF',
+      '-DGGML_OPENMP=OFF', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_SERVER=OFF'];
+    for (const a of [cfg, ['--build', build, '--target', 'llama-bench', 'llama-batched-bench', '--parallel', String(os.availableParallelism())]]) {
+      const r = spawnSync('cmake', a, { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error('building llama.cpp tools failed');
+    }
+  }
+  return bin;
+}
+
+function randomTokens(n, nVocab, seed) {
+  let s = seed >>> 0;
+  return Int32Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return 1000 + (s % (nVocab - 2000));
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function oursSingle(model) {
+  const session = await model.createSession({ threads, contextSize: 1024, batchSize: 512 });
+  const nVocab = model.info.nVocab;
+  await session.run([{ prompt: randomTokens(16, nVocab, 9), maxTokens: 4, ignoreEog: true }]); // warm-up
+  const pp = [];
+  const tg = [];
+  for (let r = 0; r < reps; r++) {
+    let t0 = process.hrtime.bigint();
+    await session.run([{ prompt: randomTokens(PP, nVocab, r), maxTokens: 0 }]);
+    pp.push(PP / (Number(process.hrtime.bigint() - t0) / 1e9));
+    // Generation: one prompt token, then TG tokens decoded one at a time (llama-bench's tg test).
+    t0 = process.hrtime.bigint();
+    const { stats } = await session.run([{ prompt: randomTokens(1, nVocab, r + 100), maxTokens: TG, ignoreEog: true }]);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+    // The first token comes from the prompt's decode; the rest each cost one decode + sampling.
+    tg.push((stats.generatedTokens - 1) / ((wall - stats.promptMs) / 1000));
+  }
+  session.dispose();
+  return { pp: median(pp), tg: median(tg) };
+}
+
+async function oursBatched(model, npl) {
+  const session = await model.createSession({ threads, sequences: npl, contextSize: npl * 256, batchSize: 2048 });
+  const nVocab = model.info.nVocab;
+  const rates = [];
+  for (let r = 0; r < reps; r++) {
+    const reqs = Array.from({ length: npl }, (_, i) => ({ prompt: randomTokens(PP, nVocab, r * 100 + i), maxTokens: TG, ignoreEog: true }));
+    const t0 = process.hrtime.bigint();
+    const { stats } = await session.run(reqs);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+    // S_TG as llama-batched-bench reports it: generated tokens over the time after the prompts.
+    rates.push(stats.generatedTokens / ((wall - stats.promptMs) / 1000));
+  }
+  session.dispose();
+  return median(rates);
+}
+
+function llamaBench(bin, modelPath) {
+  const json = execFileSync(path.join(bin, 'llama-bench'), ['-m', modelPath, '-p', String(PP), '-n', String(TG), '-t', String(threads), '-r', String(reps), '-o', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const rows = JSON.parse(json);
+  return { pp: rows.find((r) => r.n_prompt === PP && r.n_gen === 0).avg_ts, tg: rows.find((r) => r.n_gen === TG && r.n_prompt === 0).avg_ts };
+}
+
+function llamaBatchedBench(bin, modelPath) {
+  const txt = execFileSync(path.join(bin, 'llama-batched-bench'), ['-m', modelPath, '-c', String(Math.max(...NPL) * 256), '-b', '2048', '-ub', '512',
+    '-npp', String(PP), '-ntg', String(TG), '-npl', NPL.join(','), '-t', String(threads), '--output-format', 'jsonl'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const rows = txt.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return Object.fromEntries(NPL.map((n) => [n, rows.find((r) => r.pl === n).speed_tg]));
+}
+
+function embedTexts(n) {
+  const words = ['river', 'mountain', 'history', 'engine', 'protein', 'market', 'music', 'island', 'climate', 'language', 'theorem', 'harvest'];
+  return Array.from({ length: n }, (_, i) => Array.from({ length: 12 + (i % 7) }, (_, k) => words[(i * 7 + k * 5) % words.length]).join(' '));
+}
+
+async function oursEmbed(model, texts) {
+  const { Embedder } = require(path.join(root, 'dist', 'index.js'));
+  const emb = await Embedder.create(model, { threads, sequences: 16, contextPerSequence: 128 });
+  await emb.embed(texts.slice(0, 4));
+  const t0 = process.hrtime.bigint();
+  await emb.embed(texts);
+  const rate = texts.length / (Number(process.hrtime.bigint() - t0) / 1e9);
+  emb.dispose();
+  return rate;
+}
+
+function nlcEmbed(modelPath, prompts) {
+  const dir = path.join(out, 'nlc');
+  if (!fs.existsSync(path.join(dir, 'node_modules', 'node-llama-cpp'))) {
+    log(`installing node-llama-cpp@${NLC_VERSION} into ${dir} (once, from the npm registry)…`);
+    fs.mkdirSync(dir, { recursive: true });
+    const r = spawnSync('npm', ['install', '--no-save', '--ignore-scripts', '--prefix', dir, `node-llama-cpp@${NLC_VERSION}`], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm install node-llama-cpp failed');
+  }
+  const script = `
+    const { getLlama } = await import(${JSON.stringify(path.join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js'))});
+    const prompts = JSON.parse(process.argv[1]);
+    const llama = await getLlama({ gpu: false, build: 'never' });
+    const model = await llama.loadModel({ modelPath: ${JSON.stringify(modelPath)} });
+    const ctx = await model.createEmbeddingContext({ threads: ${threads}, contextSize: 128 });
+    for (const p of prompts.slice(0, 4)) await ctx.getEmbeddingFor(p);
+    const t0 = process.hrtime.bigint();
+    for (const p of prompts) await ctx.getEmbeddingFor(p);
+    console.log(JSON.stringify({ rate: prompts.length / (Number(process.hrtime.bigint() - t0) / 1e9) }));
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(prompts)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`node-llama-cpp failed: ${r.stderr.slice(-1500)}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()).rate;
+}
+
+async function main() {
+  const modelPath = await ensureModel();
+  const bin = ensureLlamaTools();
+  const model = await Model.load(modelPath);
+  log(`model ${path.basename(modelPath)} (${model.info.description}), ${threads} threads, ${reps} reps`);
+  const results = { model: path.basename(modelPath), threads, cpu: os.cpus()[0].model, date: new Date().toISOString() };
+
+  log('llama-bench…');
+  results.llamaBench = llamaBench(bin, modelPath);
+  log('search-r3 single sequence…');
+  results.ours = await oursSingle(model);
+  log('llama-batched-bench…');
+  results.llamaBatched = llamaBatchedBench(bin, modelPath);
+  results.oursBatched = {};
+  for (const n of NPL) {
+    log(`search-r3 ${n} sequences…`);
+    results.oursBatched[n] = await oursBatched(model, n);
+  }
+  const texts = embedTexts(64);
+  log('search-r3 direct embeddings…');
+  results.oursEmbedPerSec = await oursEmbed(model, texts);
+  if (!args['skip-nlc']) {
+    log('node-llama-cpp embeddings…');
+    const prompts = texts.map((t) => model.detokenize(buildEmbedPrompt(model, DEFAULT_EMBED_TEMPLATE, 'query', t), { renderSpecial: true }));
+    results.nlcEmbedPerSec = nlcEmbed(modelPath, prompts);
+  }
+  model.dispose();
+
+  const rows = [
+    ['prompt processing (t/s)', results.ours.pp, results.llamaBench.pp, 0.97],
+    ['generation (t/s)', results.ours.tg, results.llamaBench.tg, 0.97],
+    ...NPL.map((n) => [`aggregate generation, ${n} seq (t/s)`, results.oursBatched[n], results.llamaBatched[n], 0.95]),
+  ];
+  if (results.nlcEmbedPerSec) rows.push(['direct embeddings (texts/s) vs node-llama-cpp', results.oursEmbedPerSec, results.nlcEmbedPerSec, 1.5]);
+  console.log(`\n| measure | search-r3 | reference | ratio | goal |\n|---|---:|---:|---:|---:|`);
+  for (const [name, ours, ref, goal] of rows) {
+    console.log(`| ${name} | ${ours.toFixed(1)} | ${ref.toFixed(1)} | ${(ours / ref).toFixed(2)}× | ≥ ${goal}× |`);
+  }
+  if (args.json) fs.writeFileSync(args.json, JSON.stringify(results, null, 2));
+}
+
+main().catch((err) => {
+  console.error(`engine-bench: ${err.stack || err.message}`);
+  process.exit(1);
+});
