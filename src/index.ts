@@ -24,3 +24,8 @@ export {
   type Qrels, type Run, type ScoredDoc, type Evaluation, type EvaluateOptions, type BeirDoc, type BeirQuery, type BeirSplit,
   type SyntheticDataset, type SyntheticOptions,
 } from './eval/index';
+export {
+  VectorStore, HnswStore, Bm25Index, createEnglishAnalyzer, ENGLISH_STOP_WORDS,
+  type VectorStoreOptions, type HnswStoreOptions, type Bm25Options, type Bm25Hit, type SearchHit, type SearchOptions,
+  type StalenessBucket, type StoredVector, type VectorIndex,
+} from './store/index';

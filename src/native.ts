@@ -104,12 +104,8 @@ export interface NativeSession {
   dispose(): void;
 }
 
-/** Vector kernels of native/store (absent from builds that predate them). */
-export interface NativeVectorKernels {
-  [name: string]: unknown;
-}
-
-export interface NativeBinding extends NativeVectorKernels {
+/** The vector kernels of native/store are typed beside their TS wrapper (src/store/kernels.ts). */
+export interface NativeBinding {
   loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; vocabOnly?: boolean }): Promise<NativeModel>;
   loadLora(model: NativeModel, path: string): Promise<NativeLora>;
   createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
