@@ -6,10 +6,7 @@
 #include "common.h"
 #include "model.h"
 #include "session.h"
-#if __has_include("store/vector_kernels.h")
 #include "store/vector_kernels.h"
-#define SEARCH_R3_HAS_VECTOR_KERNELS 1
-#endif
 
 #include <mutex>
 
@@ -56,9 +53,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createSession", Napi::Function::New<SessionWrap::Create>(env, "createSession"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevelJs>(env, "setLogLevel"));
-#ifdef SEARCH_R3_HAS_VECTOR_KERNELS
   InitVectorKernels(env, exports);
-#endif
   return exports;
 }
 
