@@ -54,7 +54,9 @@ float LogProb(const float * logits, int32_t n_vocab, llama_token token) {
   return (float)((double)logits[token] - mx - std::log(sum));
 }
 
-enum class State { kFree, kWaitPrefix, kPrompt, kGenerate, kFeedEmbed };
+// kPromptLast: the prompt body is decoded; its last token is decoded alone with embeddings on
+// (llama.cpp outputs every token of a batch decoded with embeddings on, so prompt bodies never are).
+enum class State { kFree, kWaitPrefix, kPrompt, kPromptLast, kGenerate, kFeedEmbed };
 
 struct Slot {
   State state = State::kFree;
@@ -98,6 +100,8 @@ class Scheduler {
       Admit();
       bool prompt_phase = false;
       bool want_embd = BuildBatch(&prompt_phase);
+      // A one-token prompt goes straight to its embeddings-on decode: build that batch now.
+      if (batch_.n_tokens == 0) want_embd = BuildBatch(&prompt_phase);
       if (batch_.n_tokens == 0) throw NativeError("ERR_NATIVE", "scheduler made no progress (internal error)");
       Decode(want_embd, prompt_phase);
       ProcessOutputs();
@@ -176,32 +180,42 @@ class Scheduler {
   }
 
   // One token for every generating sequence first (they are latency-bound), then prompt chunks.
+  // A step that must capture hidden states decodes only single tokens with embeddings on; prompt
+  // chunks wait for the next step, so the LM head never runs over whole prompts.
   bool BuildBatch(bool * prompt_phase) {
     batch_.n_tokens = 0;
     bool want_embd = false;
+    for (const Slot & s : slots_) {
+      want_embd |= s.state == State::kFeedEmbed || s.state == State::kPromptLast;
+      *prompt_phase |= s.state == State::kPromptLast;
+    }
     for (Slot & s : slots_) {
       s.batch_index = -1;
-      if (s.state == State::kGenerate || s.state == State::kFeedEmbed) {
+      if (s.state == State::kGenerate || s.state == State::kFeedEmbed || s.state == State::kPromptLast) {
         if (s.carry >= 0) Add(s, s.carry, false);
         s.carry = -1;
         Add(s, s.pending, true);
-        want_embd |= s.state == State::kFeedEmbed;
       }
     }
+    if (want_embd) return true;
     for (Slot & s : slots_) {
       if (s.state != State::kPrompt || batch_.n_tokens >= n_batch_) continue;
       const GenRequest & req = reqs_[s.request];
-      const int32_t total = (int32_t)req.prompt.size();
-      const int32_t take = std::min(total - s.prompt_done, n_batch_ - batch_.n_tokens);
+      // With embed_prompt_last the final token is held back for its own embeddings-on decode.
+      const int32_t body = (int32_t)req.prompt.size() - (req.embed_prompt_last ? 1 : 0);
+      const int32_t take = std::min(body - s.prompt_done, n_batch_ - batch_.n_tokens);
       for (int32_t k = 0; k < take; k++) {
-        const bool last = s.prompt_done + k == total - 1;
+        const bool last = !req.embed_prompt_last && s.prompt_done + k == body - 1;
         Add(s, req.prompt[s.prompt_done + k], last);
       }
       s.prompt_done += take;
       *prompt_phase = true;
-      if (s.prompt_done == total) want_embd |= req.embed_prompt_last;
+      if (req.embed_prompt_last && s.prompt_done == body) {
+        s.state = State::kPromptLast;
+        s.pending = req.prompt.back();
+      }
     }
-    return want_embd;
+    return false;
   }
 
   void Decode(bool want_embd, bool prompt_phase) {
@@ -230,9 +244,9 @@ class Scheduler {
       Slot & s = slots_[i];
       if (s.batch_index < 0) continue;
       const GenRequest & req = reqs_[s.request];
-      if (s.state == State::kPrompt) {
+      if (s.state == State::kPrompt || s.state == State::kPromptLast) {
         if (stats_) stats_->prompt_tokens += req.prompt.size();
-        if (req.embed_prompt_last) CaptureEmbedding(s);
+        if (s.state == State::kPromptLast) CaptureEmbedding(s);
         StartCopies((int32_t)i);
       } else if (s.state == State::kFeedEmbed) {
         CaptureEmbedding(s);

@@ -29,3 +29,4 @@ export {
   type VectorStoreOptions, type HnswStoreOptions, type Bm25Options, type Bm25Hit, type SearchHit, type SearchOptions,
   type StalenessBucket, type StoredVector, type VectorIndex,
 } from './store/index';
+export { runBench, benchReportHtml, type BenchOptions } from './bench/index';

@@ -138,3 +138,16 @@ test('LoRA adapters attach, change outputs, re-scale and detach', async () => {
   adapter.dispose();
   assert.throws(() => adapter.metadata, { code: 'ERR_DISPOSED' });
 });
+
+test('a one-token prompt and prompts longer than a batch capture the same hidden state as a forward pass', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const session = track(await model.createSession({ sequences: 2, threads: 1, batchSize: 16 }));
+  const embed = model.info.embedTokenId;
+  const long = Int32Array.from([...model.tokenize('a prompt that is longer than one sixteen-token batch of the session, so it is chunked'), embed]);
+  const { results } = await session.run([{ prompt: Int32Array.of(embed), embedPromptLast: true }, { prompt: long, embedPromptLast: true }]);
+  const n = model.info.nEmbd;
+  for (const [i, prompt] of [Int32Array.of(embed), long].entries()) {
+    const { embeddings } = await session.evaluate(prompt);
+    assert.ok(maxAbsDiff(results[i].embedding, embeddings.subarray((prompt.length - 1) * n)) < 1e-4, `prompt ${i}`);
+  }
+});

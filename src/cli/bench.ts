@@ -1,0 +1,129 @@
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { benchReportHtml } from '../bench/html';
+import { runBench } from '../bench/run';
+import { formatReport } from '../bench/table';
+import { RETRIEVER_NAMES, type RetrieverName } from '../bench/types';
+import { SearchR3Error } from '../util/errors';
+import { writeFileAtomic } from '../util/fs';
+import { intFlag, parse, UsageError } from './args';
+
+const HELP = `usage: search-r3-bench [options]
+
+With no options: the embedded default, a synthetic BEIR-style dataset and the package's demo
+model (generated locally, untrained), every retriever; a few minutes on two CPU cores.
+
+  --dataset DIR                 BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv)
+  --model FILE.gguf             model with <|embed_token|> (default: the generated demo model)
+  --lora FILE                   LoRA adapter (llama.cpp adapter GGUF) for the dense retrievers
+  --retrievers LIST             comma-separated: bm25,direct,reason (default all)
+  --max-reasoning-tokens N      reasoning budget per query in reason mode (default 64)
+  --limit-queries N             evaluate the first N judged test queries only
+  --latency-queries N           queries timed one at a time per retriever (default 50)
+  --threads N                   CPU threads for the model (default all)
+  --json FILE                   write every figure as JSON
+  --report FILE.html            write a self-contained HTML report with charts
+  --runs DIR                    write each retriever's TREC run file to DIR/<retriever>.run
+  --quiet                       no progress bars or status lines
+  -h, --help                    this help
+`;
+
+function retrieversFlag(value: unknown): RetrieverName[] | undefined {
+  if (value === undefined) return undefined;
+  const names = String(value).split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(RETRIEVER_NAMES as readonly string[]).includes(name)) {
+      throw new UsageError(`Expected a comma-separated list of ${RETRIEVER_NAMES.join(', ')} for --retrievers but received ${JSON.stringify(name)}`);
+    }
+  }
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new UsageError(`--retrievers names ${JSON.stringify(dup)} twice`);
+  return names as RetrieverName[];
+}
+
+/** Fails before the run, not after minutes of work, when an output file cannot be written. */
+async function checkWritable(file: unknown, flag: string): Promise<string | undefined> {
+  if (file === undefined) return undefined;
+  const path = String(file);
+  if (path === '') throw new UsageError(`Expected a file name for --${flag}`);
+  const dir = dirname(resolve(path));
+  const st = await stat(dir).catch(() => null);
+  if (!st?.isDirectory()) throw new SearchR3Error('ERR_FILE', `cannot write --${flag} ${path}: directory ${dir} does not exist`);
+  const target = await stat(path).catch(() => null);
+  if (target?.isDirectory()) throw new SearchR3Error('ERR_FILE', `cannot write --${flag} ${path}: it is a directory`);
+  return path;
+}
+
+async function writeOutput(file: string, flag: string, data: string): Promise<void> {
+  try {
+    await writeFileAtomic(file, data);
+  } catch (err) {
+    throw new SearchR3Error('ERR_FILE', `cannot write --${flag} ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    dataset: { type: 'string' }, model: { type: 'string' }, lora: { type: 'string' }, retrievers: { type: 'string' },
+    'max-reasoning-tokens': { type: 'string' }, 'limit-queries': { type: 'string' }, 'latency-queries': { type: 'string' },
+    threads: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' }, runs: { type: 'string' },
+    quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    out.write(HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; see search-r3-bench --help`);
+  const retrievers = retrieversFlag(values.retrievers);
+  if (retrievers && retrievers.every((r) => r === 'bm25')) {
+    for (const flag of ['model', 'lora'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs a dense retriever (direct or reason) in --retrievers`);
+    }
+  }
+  const options = {
+    dataset: values.dataset as string | undefined,
+    model: values.model as string | undefined,
+    lora: values.lora as string | undefined,
+    retrievers,
+    maxReasoningTokens: intFlag(values['max-reasoning-tokens'], 'max-reasoning-tokens', 1, 8192),
+    limitQueries: intFlag(values['limit-queries'], 'limit-queries', 1),
+    latencyQueries: intFlag(values['latency-queries'], 'latency-queries', 0),
+    threads: intFlag(values.threads, 'threads', 1, 1024),
+    runsDir: values.runs as string | undefined,
+  };
+  const json = await checkWritable(values.json, 'json');
+  const report = await checkWritable(values.report, 'report');
+  const quiet = values.quiet === true;
+  const result = await runBench({
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+    progress: !quiet,
+    log: quiet ? undefined : (line: string) => err.write(`search-r3-bench: ${line}\n`),
+  });
+  out.write(formatReport(result));
+  if (json) await writeOutput(json, 'json', `${JSON.stringify(result, null, 2)}\n`);
+  if (report) await writeOutput(report, 'report', benchReportHtml(result));
+  return 0;
+}
+
+/**
+ * The `search-r3-bench` command line. Resolves to the exit code: 0 success, 1 failure, 2 usage
+ * error. Every error is one line on `err` naming the flag or file at fault; nothing throws.
+ *
+ * @example process.exitCode = await main(['--retrievers', 'bm25', '--json', 'bench.json']);
+ */
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  try {
+    return await bench(argv, out, err);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err.write(`search-r3-bench: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof SearchR3Error || e instanceof TypeError || e instanceof RangeError) {
+      err.write(`search-r3-bench: ${e.message}\n`);
+      return 1;
+    }
+    err.write(`search-r3-bench: unexpected failure: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
