@@ -147,6 +147,7 @@ function nlcEmbed(modelPath, prompts) {
     const r = spawnSync('npm', ['install', '--no-save', '--ignore-scripts', '--prefix', dir, `node-llama-cpp@${NLC_VERSION}`], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('npm install node-llama-cpp failed');
   }
+  // A file, not -e: node-llama-cpp forks a test process that inherits execArgv.
   const script = `
     const { getLlama } = await import(${JSON.stringify(path.join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js'))});
     const prompts = JSON.parse(process.argv[1]);
@@ -158,7 +159,9 @@ function nlcEmbed(modelPath, prompts) {
     for (const p of prompts) await ctx.getEmbeddingFor(p);
     console.log(JSON.stringify({ rate: prompts.length / (Number(process.hrtime.bigint() - t0) / 1e9) }));
   `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(prompts)], { encoding: 'utf8' });
+  const file = path.join(out, 'nlc-embed.mjs');
+  fs.writeFileSync(file, script);
+  const r = spawnSync(process.execPath, [file, JSON.stringify(prompts)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`node-llama-cpp failed: ${r.stderr.slice(-1500)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()).rate;
 }
@@ -184,10 +187,16 @@ async function main() {
   const texts = embedTexts(64);
   log('search-r3 direct embeddings…');
   results.oursEmbedPerSec = await oursEmbed(model, texts);
+  if (args.json) fs.writeFileSync(args.json, JSON.stringify(results, null, 2));
   if (!args['skip-nlc']) {
     log('node-llama-cpp embeddings…');
     const prompts = texts.map((t) => model.detokenize(buildEmbedPrompt(model, DEFAULT_EMBED_TEMPLATE, 'query', t), { renderSpecial: true }));
-    results.nlcEmbedPerSec = nlcEmbed(modelPath, prompts);
+    try {
+      results.nlcEmbedPerSec = nlcEmbed(modelPath, prompts);
+    } catch (err) {
+      results.nlcError = err.message;
+      log(`node-llama-cpp not measured: ${err.message}`);
+    }
   }
   model.dispose();
 
