@@ -2,7 +2,7 @@
 // Engine benchmark: search-r3 against llama.cpp's own tools built from the same vendored tree, on
 // the same GGUF and thread count, and against node-llama-cpp's embedding API.
 //
-//   node bench/engine-bench.js [--model FILE] [--threads N] [--llama-bin DIR] [--skip-nlc] [--json FILE]
+//   node bench/engine-bench.js [--model FILE] [--threads N] [--llama-bin DIR] [--reps N] [--skip-nlc] [--json FILE]
 //
 // --model      default: .bench-out/qwen2.5-0.5b-q8_0.gguf, generated with the qwen2.5-0.5b preset (Q8_0)
 // --llama-bin  a directory with llama-bench and llama-batched-bench; default: built from deps/llama.cpp
@@ -25,7 +25,9 @@ const { values: args } = parseArgs({
   },
 });
 const threads = Number(args.threads ?? os.availableParallelism());
-const reps = Number(args.reps ?? 3);
+const reps = Number(args.reps ?? 5);
+// The batched phases spend most of their time on 16 x 128 prompt tokens, so they repeat less.
+const batchedReps = Math.min(reps, 3);
 const out = path.join(root, '.bench-out');
 fs.mkdirSync(out, { recursive: true });
 const PP = 128;
@@ -98,7 +100,7 @@ async function oursBatched(model, npl) {
   const session = await model.createSession({ threads, sequences: npl, contextSize: npl * 256, batchSize: 2048 });
   const nVocab = model.info.nVocab;
   const rates = [];
-  for (let r = 0; r < reps; r++) {
+  for (let r = 0; r < batchedReps; r++) {
     const reqs = Array.from({ length: npl }, (_, i) => ({ prompt: randomTokens(PP, nVocab, r * 100 + i), maxTokens: TG, ignoreEog: true }));
     const t0 = process.hrtime.bigint();
     const { stats } = await session.run(reqs);
@@ -116,11 +118,21 @@ function llamaBench(bin, modelPath) {
   return { pp: rows.find((r) => r.n_prompt === PP && r.n_gen === 0).avg_ts, tg: rows.find((r) => r.n_gen === TG && r.n_prompt === 0).avg_ts };
 }
 
+// One run per sequence count: in a single run llama-batched-bench sizes its context (and its KV
+// streams) for the largest -npl, which slows its small-npl rows; ours is sized per run too.
 function llamaBatchedBench(bin, modelPath) {
-  const txt = execFileSync(path.join(bin, 'llama-batched-bench'), ['-m', modelPath, '-c', String(Math.max(...NPL) * 256), '-b', '2048', '-ub', '512',
-    '-npp', String(PP), '-ntg', String(TG), '-npl', NPL.join(','), '-t', String(threads), '--output-format', 'jsonl'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  const rows = txt.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return Object.fromEntries(NPL.map((n) => [n, rows.find((r) => r.pl === n).speed_tg]));
+  const speeds = {};
+  for (const n of NPL) {
+    // It has no repetition flag: run it `reps` times and keep the median, as for ours.
+    const runs = [];
+    for (let r = 0; r < batchedReps; r++) {
+      const txt = execFileSync(path.join(bin, 'llama-batched-bench'), ['-m', modelPath, '-c', String(n * 256), '-b', '2048', '-ub', '512',
+        '-npp', String(PP), '-ntg', String(TG), '-npl', String(n), '-t', String(threads), '--output-format', 'jsonl'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      runs.push(txt.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((x) => x.pl === n).speed_tg);
+    }
+    speeds[n] = median(runs);
+  }
+  return speeds;
 }
 
 function embedTexts(n) {
@@ -150,7 +162,7 @@ function nlcEmbed(modelPath, prompts) {
   // A file, not -e: node-llama-cpp forks a test process that inherits execArgv.
   const script = `
     const { getLlama } = await import(${JSON.stringify(path.join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js'))});
-    const prompts = JSON.parse(process.argv[1]);
+    const prompts = JSON.parse(process.argv[2]);
     const llama = await getLlama({ gpu: false, build: 'never' });
     const model = await llama.loadModel({ modelPath: ${JSON.stringify(modelPath)} });
     const ctx = await model.createEmbeddingContext({ threads: ${threads}, contextSize: 128 });

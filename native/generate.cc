@@ -79,7 +79,7 @@ class Scheduler {
       : ctx_(ctx), reqs_(reqs), abort_(abort), stats_(stats),
         vocab_(llama_model_get_vocab(llama_get_model(ctx))),
         n_vocab_(llama_vocab_n_tokens(vocab_)),
-        n_embd_(llama_model_n_embd(llama_get_model(ctx))),
+        n_embd_(llama_model_n_embd_out(llama_get_model(ctx))),
         n_batch_((int32_t)llama_n_batch(ctx)),
         n_ctx_seq_((int32_t)llama_n_ctx_seq(ctx)),
         slots_(llama_n_seq_max(ctx)),
@@ -121,7 +121,9 @@ class Scheduler {
         throw NativeError("ERR_CONTEXT", "request " + std::to_string(i) + " asks for " + std::to_string(r.copies) +
                                              " copies but the session has " + std::to_string(slots_.size()) + " sequences");
       }
-      int32_t need = (int32_t)r.prompt.size() + ((r.embed_on_stop || r.max_tokens > 0) ? 1 : 0);
+      // Room after the prompt: one sampled token, plus the appended embed token when asked for.
+      const int32_t extra = r.max_tokens > 0 ? ((r.embed_on_stop && r.embed_token >= 0) ? 2 : 1) : 0;
+      const int32_t need = (int32_t)r.prompt.size() + extra;
       if (need > n_ctx_seq_) {
         throw NativeError("ERR_CONTEXT", "request " + std::to_string(i) + " has a prompt of " + std::to_string(r.prompt.size()) +
                                              " tokens but a sequence holds " + std::to_string(n_ctx_seq_) + " tokens");
@@ -160,7 +162,10 @@ class Scheduler {
         s.prompt_done = 0;
         s.pending = -1;
         s.carry = -1;
-        s.sampler = req.max_tokens > 0 ? MakeSampler(req.sampling, req.sampling.seed + (uint32_t)c) : nullptr;
+        // llama.cpp reads LLAMA_DEFAULT_SEED as "pick a random seed": never hand it that value.
+        uint32_t seed = req.sampling.seed + (uint32_t)c;
+        if (seed == LLAMA_DEFAULT_SEED) seed = 0;
+        s.sampler = req.max_tokens > 0 ? MakeSampler(req.sampling, seed) : nullptr;
         s.result = GenResult();
         s.result.request = r;
         s.result.copy = c;
@@ -258,23 +263,32 @@ class Scheduler {
   }
 
   // The leader's prompt is decoded: share it with the copies and let each sample its first token.
+  // Two passes, because sampling may finish the leader (and remove its memory) on the first token:
+  // every copy gets the prompt before anyone samples.
   void StartCopies(int32_t leader) {
     Slot & l = slots_[leader];
-    const GenRequest & req = reqs_[l.request];
+    const int32_t request = l.request;
+    const GenRequest & req = reqs_[request];
     const int32_t row = l.batch_index;
+    std::vector<Slot *> group;
     for (Slot & s : slots_) {
-      if (s.leader != leader || s.state == State::kFree) continue;
-      if (&s != &l) {
-        llama_memory_seq_cp(llama_get_memory(ctx_), l.seq, s.seq, -1, -1);
-        s.n_past = l.n_past;
-        if (req.embed_prompt_last) s.result.embedding = l.result.embedding;
+      // A slot's `leader` outlives its request, so match the request and the waiting state too.
+      if (&s == &l || (s.request == request && s.leader == leader && s.state == State::kWaitPrefix)) group.push_back(&s);
+    }
+    for (Slot * s : group) {
+      if (s != &l) {
+        llama_memory_seq_cp(llama_get_memory(ctx_), l.seq, s->seq, -1, -1);
+        s->n_past = l.n_past;
+        if (req.embed_prompt_last) s->result.embedding = l.result.embedding;
       }
-      s.state = State::kGenerate;
+      s->state = State::kGenerate;
+    }
+    for (Slot * s : group) {
       if (req.max_tokens == 0) {
-        s.result.finish = Finish::kPrompt;
-        Finish(s);
+        s->result.finish = Finish::kPrompt;
+        Finish(*s);
       } else {
-        Sample(s, row);
+        Sample(*s, row);
       }
     }
   }
@@ -398,7 +412,7 @@ void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, b
                  std::vector<float> * logits, std::vector<float> * embeddings, const std::atomic<bool> & abort) {
   const llama_model * model = llama_get_model(ctx);
   const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-  const int32_t n_embd = llama_model_n_embd(model);
+  const int32_t n_embd = llama_model_n_embd_out(model);
   const int32_t n_batch = (int32_t)llama_n_batch(ctx);
   const int32_t n = (int32_t)tokens.size();
   if (n == 0) throw NativeError("ERR_CONTEXT", "no tokens to evaluate");
@@ -438,9 +452,11 @@ void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, b
     if (ret != 0) throw NativeError("ERR_NATIVE", "llama_decode failed with code " + std::to_string(ret));
     for (int32_t i = 0; i < m; i++) {
       const float * e = llama_get_embeddings_ith(ctx, i);
+      if (!e) throw NativeError("ERR_NATIVE", "llama.cpp returned no hidden state for position " + std::to_string(start + i));
       std::copy(e, e + n_embd, embeddings->data() + (size_t)(start + i) * n_embd);
       if (want_logits) {
         const float * l = llama_get_logits_ith(ctx, i);
+        if (!l) throw NativeError("ERR_NATIVE", "llama.cpp returned no logits for position " + std::to_string(start + i));
         std::copy(l, l + n_vocab, logits->data() + (size_t)(start + i) * n_vocab);
       }
     }

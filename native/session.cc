@@ -5,6 +5,7 @@
 #include "generate.h"
 #include "model.h"
 
+#include <algorithm>
 #include <thread>
 
 namespace sr3 {
@@ -14,14 +15,15 @@ namespace sr3 {
 class LoadLoraWorker : public PromiseWorker {
  public:
   LoadLoraWorker(Napi::Env env, Napi::Object model, std::string path)
-      : PromiseWorker(env), model_(ModelWrap::Unwrap(model)), path_(std::move(path)) {
+      : PromiseWorker(env), model_(ModelWrap::Unwrap(model)), llama_model_(model_->model()), path_(std::move(path)) {
     model_ref_ = Napi::Persistent(model);
+    model_->users++;  // held from now so the model cannot be disposed under the worker
   }
 
  protected:
   void Run() override {
     ClearRecentLlamaErrors();
-    adapter_ = llama_adapter_lora_init(model_->model(), path_.c_str());
+    adapter_ = llama_adapter_lora_init(llama_model_, path_.c_str());
     if (!adapter_) {
       std::string why = RecentLlamaErrors();
       throw NativeError("ERR_MODEL", "llama.cpp could not load the LoRA adapter " + path_ + (why.empty() ? "" : ": " + why));
@@ -33,16 +35,19 @@ class LoadLoraWorker : public PromiseWorker {
     w->adapter = adapter_;
     w->owner = model_;
     w->model_ref = Napi::Persistent(model_ref_.Value());
-    model_->users++;
     adapter_ = nullptr;
+    handed_over_ = true;
     return obj;
   }
   ~LoadLoraWorker() override {
     if (adapter_) llama_adapter_lora_free(adapter_);
+    if (!handed_over_) model_->users--;
   }
 
  private:
   ModelWrap * model_;
+  llama_model * llama_model_;
+  bool handed_over_ = false;
   Napi::ObjectReference model_ref_;
   std::string path_;
   llama_adapter_lora * adapter_ = nullptr;
@@ -138,6 +143,16 @@ class CreateSessionWorker : public PromiseWorker {
     p.pooling_type = LLAMA_POOLING_TYPE_NONE;
     p.no_perf = true;
     ClearRecentLlamaErrors();
+    if (llama_model_n_layer(model_->model()) == 0) {
+      throw NativeError("ERR_MODEL", "the model was loaded with vocabOnly; load its weights to create a session");
+    }
+    // llama.cpp caps the batch at the context size, and aborts (n_outputs_max assertion) when that
+    // batch cannot hold one output per sequence; the scheduler needs two tokens per sequence.
+    if (std::min(args_.context, args_.batch) < 2 * args_.sequences) {
+      throw NativeError("ERR_CONTEXT", "contextSize " + std::to_string(args_.context) + " is too small for " +
+                                           std::to_string(args_.sequences) + " sequences; use at least " +
+                                           std::to_string(2 * args_.sequences));
+    }
     ctx_ = llama_init_from_model(model_->model(), p);
     if (!ctx_) {
       std::string why = RecentLlamaErrors();

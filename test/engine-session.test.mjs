@@ -151,3 +151,45 @@ test('a one-token prompt and prompts longer than a batch capture the same hidden
     assert.ok(maxAbsDiff(results[i].embedding, embeddings.subarray((prompt.length - 1) * n)) < 1e-4, `prompt ${i}`);
   }
 });
+
+test('groups that reuse a finished leader slot do not disturb copies still generating (GRPO pattern)', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const session = track(await model.createSession({ sequences: 3, threads: 1 }));
+  const p1 = model.tokenize('first group prompt');
+  const p2 = model.tokenize('second group prompt, a little longer');
+  // Copy 0 of p1 stops at once (maxTokens differs per request only, so give p1 a stop token that
+  // its greedy copy 0 samples first); copies sample with a temperature so they differ.
+  const { results: [probe] } = await session.run([{ prompt: p1, maxTokens: 1, temperature: 1, seed: 5 }]);
+  const reqs = [
+    { prompt: p1, copies: 2, maxTokens: 6, temperature: 1, seed: 5, stopTokens: Int32Array.of(probe.tokens[0]), logprobs: true },
+    { prompt: p2, copies: 2, maxTokens: 6, temperature: 1, seed: 9, logprobs: true },
+  ];
+  const { results } = await session.run(reqs);
+  assert.deepEqual(results.map((r) => [r.request, r.copy]), [[0, 0], [0, 1], [1, 0], [1, 1]]);
+  assert.equal(results[0].tokens.length, 1, 'copy 0 of the first group stops on its first token');
+  // Every sequence equals the same request run alone with the copy's seed.
+  const solo = track(await model.createSession({ threads: 1 }));
+  for (const r of results) {
+    const req = reqs[r.request];
+    const { results: [alone] } = await solo.run([{ ...req, copies: 1, seed: req.seed + r.copy }]);
+    assert.deepEqual(r.tokens, alone.tokens, `request ${r.request} copy ${r.copy}`);
+    assert.ok(maxAbsDiff(r.logprobs, alone.logprobs) < 1e-4);
+  }
+});
+
+test('copies of a prompt-only request all get the captured hidden state', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const session = track(await model.createSession({ sequences: 2, threads: 1 }));
+  const prompt = Int32Array.from([...model.tokenize('shared'), model.info.embedTokenId]);
+  const { results } = await session.run([{ prompt, copies: 2, maxTokens: 0, embedPromptLast: true }]);
+  assert.equal(results.length, 2);
+  assert.ok(results[1].embedding instanceof Float32Array);
+  assert.deepEqual(results[1].embedding, results[0].embedding);
+});
+
+test('a context too small for two tokens per sequence, and a vocab-only model, cannot make sessions', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  await assert.rejects(model.createSession({ sequences: 32, contextSize: 16 }), { code: 'ERR_CONTEXT', message: /contextSize 16 is too small for 32 sequences; use at least 64/ });
+  const vocab = track(await Model.load(await tinyModel(), { vocabOnly: true }));
+  await assert.rejects(vocab.createSession(), { code: 'ERR_MODEL', message: /vocabOnly/ });
+});

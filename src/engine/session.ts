@@ -151,6 +151,10 @@ export class Session implements AsyncDisposable {
     if (options.stop !== undefined && (!Array.isArray(options.stop) || options.stop.some((s) => typeof s !== 'string'))) {
       throw new TypeError(expected('array of strings', 'stop', options.stop));
     }
+    if (options.stopTokens !== undefined) {
+      if (!Array.isArray(options.stopTokens)) throw new TypeError(expected('array of token ids', 'stopTokens', options.stopTokens));
+      options.stopTokens.forEach((t, i) => assertInteger(t, `stopTokens[${i}]`, 0, this.model.info.nVocab - 1));
+    }
     const list = Array.isArray(prompts) ? prompts : [prompts];
     const requests: NativeRequest[] = list.map((p) => ({
       prompt: this.promptTokens(p),
