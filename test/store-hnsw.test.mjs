@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { rng } from './helpers/random.mjs';
 
 const require = createRequire(import.meta.url);
 const { HnswStore, VectorStore } = require('../dist/store/index.js');
@@ -12,14 +13,6 @@ const { HnswStore, VectorStore } = require('../dist/store/index.js');
 const root = mkdtempSync(join(tmpdir(), 'store-hnsw-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function rng(seed) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Clustered data (like real embeddings, unlike uniform noise) so recall reflects ordinary use.
 function dataset(n, dim, seed) {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
+import { rng } from './helpers/random.mjs';
 
 const require = createRequire(import.meta.url);
 const { VectorStore, normalize, loadVectorKernels } = require('../dist/store/index.js');
@@ -9,15 +10,6 @@ const { VectorStore, normalize, loadVectorKernels } = require('../dist/store/ind
 const native = loadVectorKernels();
 const KERNELS = native ? ['native', 'js'] : ['js'];
 
-function rng(seed) {
-  // mulberry32: small, seeded, good enough for test data
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomVector(rand, dim) {
   return Array.from({ length: dim }, () => rand() * 2 - 1);

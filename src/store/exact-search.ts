@@ -81,33 +81,40 @@ function pack(all: Float32Array, which: number[], dim: number): Float32Array {
   return out;
 }
 
-type Scan = (req: ScanRequest) => ScanResult;
-type ScanAsync = (req: ScanRequest) => Promise<ScanResult>;
+type ScanBase = Omit<ScanRequest, 'slab' | 'rows' | 'dim' | 'queries' | 'k'>;
 
-/** Exact top-k for `nq` packed unit queries, on the calling thread. */
-export function exactSearchSync(view: SearchView, queries: Float32Array, k: number, base: Omit<ScanRequest, 'slab' | 'rows' | 'dim' | 'queries' | 'k'>,
-  scan: Scan): SearchHit[][] {
+/**
+ * The widening loop once, as a generator: it yields each scan request and receives its result, so
+ * the synchronous and the asynchronous drivers below share every step.
+ */
+function* searchSteps(view: SearchView, queries: Float32Array, k: number, base: ScanBase): Generator<ScanRequest, SearchHit[][], ScanResult> {
   const nq = queries.length / view.dim;
   const results: SearchHit[][] = Array.from({ length: nq }, () => []);
   if (view.rows === 0) return results;
   let pending = Array.from({ length: nq }, (_, q) => q);
   for (let kc = firstCandidates(k, view.rows); pending.length > 0; kc = Math.min(view.rows, kc * 4)) {
     const req = { ...base, slab: view.slab, rows: view.rows, dim: view.dim, queries: pack(queries, pending, view.dim), k: kc };
-    pending = settle(view, scan(req), pending, queries, k, results);
+    pending = settle(view, yield req, pending, queries, k, results);
   }
   return results;
 }
 
-/** {@link exactSearchSync} with the scan off the JS thread. */
-export async function exactSearch(view: SearchView, queries: Float32Array, k: number, base: Omit<ScanRequest, 'slab' | 'rows' | 'dim' | 'queries' | 'k'>,
-  scan: ScanAsync): Promise<SearchHit[][]> {
-  const nq = queries.length / view.dim;
-  const results: SearchHit[][] = Array.from({ length: nq }, () => []);
-  if (view.rows === 0) return results;
-  let pending = Array.from({ length: nq }, (_, q) => q);
-  for (let kc = firstCandidates(k, view.rows); pending.length > 0; kc = Math.min(view.rows, kc * 4)) {
-    const req = { ...base, slab: view.slab, rows: view.rows, dim: view.dim, queries: pack(queries, pending, view.dim), k: kc };
-    pending = settle(view, await scan(req), pending, queries, k, results);
+/** Exact top-k for `nq` packed unit queries, on the calling thread. */
+export function exactSearchSync(view: SearchView, queries: Float32Array, k: number, base: ScanBase,
+  scan: (req: ScanRequest) => ScanResult): SearchHit[][] {
+  const steps = searchSteps(view, queries, k, base);
+  for (let step = steps.next(); ; ) {
+    if (step.done) return step.value;
+    step = steps.next(scan(step.value));
   }
-  return results;
+}
+
+/** {@link exactSearchSync} with the scan off the JS thread. */
+export async function exactSearch(view: SearchView, queries: Float32Array, k: number, base: ScanBase,
+  scan: (req: ScanRequest) => Promise<ScanResult>): Promise<SearchHit[][]> {
+  const steps = searchSteps(view, queries, k, base);
+  for (let step = steps.next(); ; ) {
+    if (step.done) return step.value;
+    step = steps.next(await scan(step.value));
+  }
 }
