@@ -7,6 +7,7 @@
 #include "model.h"
 #include "session.h"
 #include "store/vector_kernels.h"
+#include "train/trainer_wrap.h"
 
 #include <mutex>
 
@@ -48,9 +49,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->model_ctor = Napi::Persistent(model);
   data->lora_ctor = Napi::Persistent(lora);
   data->session_ctor = Napi::Persistent(session);
+  data->trainer_ctor = Napi::Persistent(TrainerWrap::Define(env));
   exports.Set("loadModel", Napi::Function::New<ModelWrap::Load>(env, "loadModel"));
   exports.Set("loadLora", Napi::Function::New<LoraWrap::Load>(env, "loadLora"));
   exports.Set("createSession", Napi::Function::New<SessionWrap::Create>(env, "createSession"));
+  exports.Set("createTrainer", Napi::Function::New<TrainerWrap::Create>(env, "createTrainer"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevelJs>(env, "setLogLevel"));
   InitVectorKernels(env, exports);

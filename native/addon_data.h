@@ -9,6 +9,7 @@ struct AddonData {
   Napi::FunctionReference model_ctor;
   Napi::FunctionReference lora_ctor;
   Napi::FunctionReference session_ctor;
+  Napi::FunctionReference trainer_ctor;
 };
 
 AddonData * GetAddonData(Napi::Env env);

@@ -72,6 +72,12 @@ std::vector<int32_t> GetInt32Array(const Napi::Value & v, const char * name) {
   return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
 }
 
+std::vector<float> GetFloat32Array(const Napi::Value & v, const char * name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) ThrowType(v, "Float32Array", name);
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
 double OptNumber(const Napi::Object & o, const char * key, double def) {
   Napi::Value v = o.Get(key);
   return v.IsUndefined() ? def : GetNumber(v, key);

@@ -28,6 +28,7 @@ int64_t GetInt(const Napi::Value & v, const char * name, int64_t min, int64_t ma
 bool GetBool(const Napi::Value & v, const char * name);
 Napi::Object GetObject(const Napi::Value & v, const char * name);
 std::vector<int32_t> GetInt32Array(const Napi::Value & v, const char * name);
+std::vector<float> GetFloat32Array(const Napi::Value & v, const char * name);
 
 // Optional fields of an options object: the default when absent or undefined.
 double OptNumber(const Napi::Object & o, const char * key, double def);

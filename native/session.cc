@@ -115,6 +115,7 @@ struct SessionArgs {
   int32_t threads_batch = 0;
   bool kv_unified = false;
   int32_t flash_attn = -1;  // llama_flash_attn_type: -1 auto, 0 off, 1 on
+  int32_t cache_type = GGML_TYPE_F16;  // ggml_type of the K and V caches
 };
 
 }  // namespace
@@ -139,6 +140,8 @@ class CreateSessionWorker : public PromiseWorker {
     p.n_threads_batch = args_.threads_batch > 0 ? args_.threads_batch : p.n_threads;
     p.kv_unified = args_.kv_unified;
     p.flash_attn_type = (llama_flash_attn_type)args_.flash_attn;
+    p.type_k = (ggml_type)args_.cache_type;
+    p.type_v = (ggml_type)args_.cache_type;
     p.embeddings = false;
     p.pooling_type = LLAMA_POOLING_TYPE_NONE;
     p.no_perf = true;
@@ -208,6 +211,10 @@ Napi::Value SessionWrap::Create(const Napi::CallbackInfo & info) {
   a.threads_batch = (int32_t)OptInt(o, "threadsBatch", 0, 0, 1024);
   a.kv_unified = OptBool(o, "kvUnified", false);
   a.flash_attn = (int32_t)OptInt(o, "flashAttention", -1, -1, 1);
+  a.cache_type = (int32_t)OptInt(o, "cacheType", GGML_TYPE_F16, 0, GGML_TYPE_COUNT - 1);
+  if (a.cache_type != GGML_TYPE_F16 && a.cache_type != GGML_TYPE_F32) {
+    throw Napi::RangeError::New(env, "Expected the ggml type of F16 or F32 for cacheType but received " + std::to_string(a.cache_type));
+  }
   auto * w = new CreateSessionWorker(env, model, a);
   w->Queue();
   return w->Promise();

@@ -52,6 +52,8 @@ export interface NativeSessionOptions {
   threadsBatch?: number;
   kvUnified?: boolean;
   flashAttention?: -1 | 0 | 1;
+  /** ggml type of the K/V cache: 1 = F16, 0 = F32. */
+  cacheType?: 0 | 1;
 }
 
 /** One generation request; see native/generate.h for the exact semantics of each field. */

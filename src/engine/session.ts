@@ -20,6 +20,11 @@ export interface SessionOptions {
   kvUnified?: boolean;
   /** Flash attention: 'auto' (default, llama.cpp decides per device), 'on' or 'off'. */
   flashAttention?: 'auto' | 'on' | 'off';
+  /**
+   * Element type of the KV cache: 'f16' (default, half the memory) or 'f32' (bit-for-bit closer to
+   * an uncached forward pass, e.g. the trainer's; see test/train-parity.test.mjs).
+   */
+  cacheType?: 'f16' | 'f32';
 }
 
 export interface SamplingOptions {
@@ -100,7 +105,7 @@ export class Session implements AsyncDisposable {
 
   /** @internal use `model.createSession()`. */
   static async create(model: Model, options: SessionOptions = {}): Promise<Session> {
-    checkKeys(options, ['sequences', 'contextSize', 'batchSize', 'threads', 'threadsBatch', 'kvUnified', 'flashAttention'], 'options');
+    checkKeys(options, ['sequences', 'contextSize', 'batchSize', 'threads', 'threadsBatch', 'kvUnified', 'flashAttention', 'cacheType'], 'options');
     const sequences = options.sequences ?? 1;
     assertInteger(sequences, 'sequences', 1, 256);
     const contextSize = options.contextSize ?? Math.min(2048, Math.max(64, model.info.contextLength)) * sequences;
@@ -112,7 +117,9 @@ export class Session implements AsyncDisposable {
     if (options.kvUnified !== undefined) assertBoolean(options.kvUnified, 'kvUnified');
     if (options.flashAttention !== undefined) assertOneOf(options.flashAttention, 'flashAttention', ['auto', 'on', 'off'] as const);
     const flashAttention = ({ auto: -1, off: 0, on: 1 } as const)[options.flashAttention ?? 'auto'];
-    const native = await callNative(() => binding().createSession(model.native, { ...options, sequences, contextSize, batchSize, flashAttention }));
+    if (options.cacheType !== undefined) assertOneOf(options.cacheType, 'cacheType', ['f16', 'f32'] as const);
+    const cacheType = ({ f32: 0, f16: 1 } as const)[options.cacheType ?? 'f16'];
+    const native = await callNative(() => binding().createSession(model.native, { ...options, sequences, contextSize, batchSize, flashAttention, cacheType }));
     return new Session(native, model);
   }
 

@@ -1,0 +1,54 @@
+// The training forward graph of a dense decoder: whole sequences at once, attention as
+// mul_mat + soft_max_ext under a causal mask (no KV cache, no flash attention) so that ggml's
+// autodiff reaches every LoRA matrix, including those on K and V.
+#pragma once
+
+#include "train/lora.h"
+#include "train/weights.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace sr3 {
+
+// A padded batch: n_seq sequences of n_len tokens, row r = seq * n_len + position. Sequences
+// shorter than n_len are padded at the end; under the causal mask padding never reaches a real
+// position.
+struct TrainBatch {
+  int n_seq = 0;
+  int n_len = 0;
+  std::vector<int32_t> tokens;         // n_seq * n_len
+  std::vector<int32_t> embed_rows;     // rows whose final hidden state is an embedding
+  std::vector<int32_t> target_rows;    // rows whose logits predict a target token
+  std::vector<int32_t> target_tokens;  // the token each target row predicts
+};
+
+// Collects a graph's input tensors with the bytes they must hold, so that they can be uploaded
+// after the allocator has placed them.
+class GraphInputs {
+ public:
+  ggml_tensor * I32(ggml_context * ctx, const std::vector<int32_t> & data, const char * name);
+  ggml_tensor * F32(ggml_context * ctx, std::vector<float> data, int64_t ne0, int64_t ne1, const char * name);
+  void Upload() const;
+
+ private:
+  struct Pending {
+    ggml_tensor * t;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Pending> pending_;
+};
+
+// Builds the forward pass and returns the final hidden states after the output norm,
+// [n_embd, n_seq * n_len]. `lora` null (or the reference pass) means the base model alone.
+ggml_tensor * BuildForward(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, const LoraParams * lora,
+                           const TrainBatch & batch);
+
+// Logits of the batch's target rows, [n_vocab, n_targets].
+ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
+                                const TrainBatch & batch);
+
+// Nodes a graph of this model needs, with room for the backward pass and the losses.
+size_t GraphSize(const TrainWeights & w);
+
+}  // namespace sr3
