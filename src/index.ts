@@ -29,4 +29,19 @@ export {
   type VectorStoreOptions, type HnswStoreOptions, type Bm25Options, type Bm25Hit, type SearchHit, type SearchOptions,
   type StalenessBucket, type StoredVector, type VectorIndex,
 } from './store/index';
+export {
+  LoraTrainer, LORA_MODULES,
+  type LoraModule, type LoraConfig, type LoraTrainerOptions, type TrainerInfo, type LossPart, type AccumulateResult,
+  type StepOptions, type StepResult, type ForwardOptions, type ForwardResult, type TrainerState,
+} from './train/trainer';
+export { packBatch, type TrainSequence, type LossOptions, type GrpoLossOptions } from './train/batch';
+export {
+  readPairsJsonl, readBeirPairs, loadTrainingData, encodePair, encodeEmbedText, makeRetrievalTask,
+  type PairRecord, type EncodedPair, type RetrievalTask, type RetrievalTaskOptions,
+} from './train/data';
+export { lrAt, resolveLrSchedule, LR_SCHEDULE_KINDS, type LrScheduleKind, type LrScheduleOptions } from './train/schedule';
+export {
+  writeLoraAdapter, readLoraAdapter, writeTrainState, readTrainState,
+  type NamedTensor, type LoraAdapterFile, type TrainStateFile,
+} from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';

@@ -106,6 +106,48 @@ export interface NativeSession {
   dispose(): void;
 }
 
+export interface NativeTrainBatch {
+  nSeq: number;
+  nLen: number;
+  tokens: Int32Array;
+  embedRows?: Int32Array;
+  targetRows?: Int32Array;
+  targetTokens?: Int32Array;
+}
+
+export interface NativeLossSpec {
+  sft?: { weight: number; rowWeights: Float32Array };
+  kl?: { weight: number; rowWeights: Float32Array };
+  infonce?: { weight: number; temperature: number; queries: Int32Array; candidates: Int32Array; labels: Int32Array };
+  triplet?: { weight: number; margin: number; anchors: Int32Array; positives: Int32Array; negatives: Int32Array };
+  grpo?: {
+    weight: number; rowWeights: Float32Array; advantages: Float32Array; logpOld: Float32Array;
+    epsLow: number; epsHigh: number; klCoef: number;
+  };
+}
+
+export type NativeLossPart = 'sft' | 'kl' | 'infonce' | 'triplet' | 'grpo' | 'grpoKl';
+export type NativeTensorPart = 'params' | 'grads' | 'm' | 'v';
+
+export interface NativeTrainer {
+  info(): {
+    architecture: string; nVocab: number; nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number;
+    weightBytes: number; loraParams: number; rank: number; alpha: number; step: number; microBatches: number;
+  };
+  forward(batch: NativeTrainBatch, options: { lora?: boolean; logits?: boolean; hidden?: boolean; logp?: boolean }):
+    Promise<{ logits: Float32Array | null; hidden: Float32Array | null; logp: Float32Array | null }>;
+  accumulate(batch: NativeTrainBatch, loss: NativeLossSpec):
+    Promise<{ total: number; parts: Partial<Record<NativeLossPart, number>>; finite: boolean; logp: Float32Array | null; seconds: number }>;
+  step(options: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clipNorm?: number; gradScale?: number }):
+    Promise<{ gradNorm: number; clipped: boolean; step: number }>;
+  getTensors(part: NativeTensorPart): { name: string; dims: number[]; data: Float32Array }[];
+  setTensors(part: NativeTensorPart, tensors: { name: string; data: Float32Array }[]): void;
+  setStep(step: number): void;
+  zeroGrads(): void;
+  abort(): void;
+  dispose(): void;
+}
+
 /** The vector kernels of native/store are typed beside their TS wrapper (src/store/kernels.ts). */
 export interface NativeBinding {
   loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; vocabOnly?: boolean }): Promise<NativeModel>;
@@ -113,6 +155,7 @@ export interface NativeBinding {
   createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
   systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean };
   setLogLevel(level: 0 | 1 | 2 | 3 | 4): void;
+  createTrainer(path: string, options: { rank: number; alpha: number; modules: number; seed: number; threads?: number }): Promise<NativeTrainer>;
 }
 
 let cached: NativeBinding | undefined;

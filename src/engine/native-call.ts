@@ -12,7 +12,9 @@ const CODES = new Set<ErrorCode>([
 export function fromNative(err: unknown, callerStack?: string): unknown {
   if (err instanceof TypeError || err instanceof RangeError || err instanceof SearchR3Error) return err;
   if (err instanceof Error) {
-    const code = (err as Error & { code?: string }).code as ErrorCode | undefined;
+    const code = (err as Error & { code?: string }).code as ErrorCode | 'ERR_INVALID' | undefined;
+    // Argument checks that can only run in a worker (they need the model) reject with ERR_INVALID.
+    if (code === 'ERR_INVALID') return new RangeError(err.message);
     const mapped = new SearchR3Error(code && CODES.has(code) ? code : 'ERR_NATIVE', err.message);
     // Show the user's own call site: native rejections carry no JS stack of interest.
     if (callerStack) mapped.stack = `${mapped.name}: ${mapped.message}\n${callerStack.split('\n').slice(2).join('\n')}`;

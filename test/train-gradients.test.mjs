@@ -1,0 +1,128 @@
+// Every loss's LoRA gradients against central finite differences of the loss itself, on a tiny
+// F32 model, plus the GRPO loss against a hand computation from the graph's own log-probs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lib, tinyModel, track } from './helpers/models.mjs';
+import { rng } from './helpers/random.mjs';
+
+const { LoraTrainer } = lib;
+const T = 8;
+const B = 4;
+
+async function openPerturbed(seed) {
+  const trainer = track(await LoraTrainer.open(await tinyModel(), { lora: { rank: 4, alpha: 8, seed }, threads: 2 }));
+  const random = rng(seed);
+  // Non-zero B (it starts at zero) so that A's gradients are not trivially zero.
+  trainer.setTensors('params', trainer.tensors('params').map((t) => ({ name: t.name, data: t.data.map((x) => x + (random() - 0.5) * 0.2) })));
+  return trainer;
+}
+
+function batch() {
+  return Array.from({ length: B }, (_, b) => {
+    const tokens = Int32Array.from({ length: T - (b % 2) }, (_, i) => 100 + ((b * 131 + i * 37) % 900));
+    const targets = new Uint8Array(tokens.length).fill(1);
+    targets[0] = 0;
+    targets[2] = 0; // a masked-out token
+    return { tokens, targets, embedAt: tokens.length - 1 };
+  });
+}
+
+const seqs = batch();
+const targetCounts = seqs.map((s) => s.targets.reduce((a, x) => a + x, 0));
+const random = rng(5);
+const logpOld = targetCounts.map((n) => Float32Array.from({ length: n }, () => -11.93 + (random() - 0.5) * 0.8));
+const LOSSES = {
+  sft: { sft: {} },
+  kl: { kl: {} },
+  infonce: { infonce: { temperature: 0.05, queries: [0, 1], candidates: [2, 3, 1], labels: [0, 1] } },
+  triplet: { triplet: { margin: 0.5, anchors: [0, 1], positives: [2, 3], negatives: [3, 2] } },
+  grpo: { grpo: { advantages: [1.2, -0.7, 0.4, -1.1], logpOld, epsLow: 0.2, epsHigh: 0.28, klCoef: 0.1 } },
+};
+
+async function lossAt(trainer, losses) {
+  const r = await trainer.accumulate(seqs, losses);
+  trainer.zeroGrads();
+  return r.loss;
+}
+
+for (const [name, losses] of Object.entries(LOSSES)) {
+  test(`${name} loss: LoRA gradients of every module match central finite differences`, async () => {
+    const trainer = await openPerturbed(17);
+    await trainer.accumulate(seqs, losses);
+    const grads = trainer.tensors('grads');
+    trainer.zeroGrads();
+    const params = trainer.tensors('params');
+    // All A and B matrices of layer 0 (seven modules) and the last module of layer 1.
+    const checked = [...grads.keys()].filter((i) => grads[i].name.startsWith('blk.0.') || i >= grads.length - 2);
+    let worst = 0;
+    for (const ti of checked) {
+      const g = grads[ti].data;
+      let at = 0;
+      for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[at])) at = i;
+      assert.ok(Math.abs(g[at]) > 1e-6, `${grads[ti].name}: gradient is zero everywhere`);
+      const h = 1e-2;
+      const orig = params[ti].data[at];
+      params[ti].data[at] = orig + h;
+      trainer.setTensors('params', params);
+      const up = await lossAt(trainer, losses);
+      params[ti].data[at] = orig - h;
+      trainer.setTensors('params', params);
+      const down = await lossAt(trainer, losses);
+      params[ti].data[at] = orig;
+      trainer.setTensors('params', params);
+      const fd = (up - down) / (2 * h);
+      const rel = Math.abs(fd - g[at]) / Math.max(Math.abs(fd), Math.abs(g[at]));
+      worst = Math.max(worst, rel);
+      assert.ok(rel <= 1e-2, `${name}: ${grads[ti].name}[${at}] analytic ${g[at]} vs finite difference ${fd} (relative error ${rel})`);
+    }
+    assert.ok(worst < 1e-2);
+  });
+}
+
+test('grpo loss equals the clipped objective and k3 KL computed by hand from the graph log-probs', async () => {
+  const trainer = await openPerturbed(23);
+  const current = (await trainer.forward(seqs, { logp: true })).logp;
+  const reference = (await trainer.forward(seqs, { logp: true, lora: false })).logp;
+  const { advantages, epsLow, epsHigh, klCoef } = LOSSES.grpo.grpo;
+  const m = targetCounts.reduce((a, b) => a + b, 0);
+  let policy = 0;
+  let k3 = 0;
+  let clippedTokens = 0;
+  current.forEach((lp, b) => lp.forEach((x, j) => {
+    const r = Math.exp(x - logpOld[b][j]);
+    const a = advantages[b];
+    const clipped = Math.min(Math.max(r, 1 - epsLow), 1 + epsHigh);
+    if (clipped !== r) clippedTokens++;
+    policy -= Math.min(r * a, clipped * a) / m;
+    const d = reference[b][j] - x;
+    k3 += (Math.exp(d) - d - 1) / m;
+  }));
+  assert.ok(clippedTokens > 0 && clippedTokens < m, `the test data must exercise both sides of the clip (${clippedTokens} of ${m} clipped)`);
+  const r = await trainer.accumulate(seqs, LOSSES.grpo);
+  assert.ok(Math.abs(r.parts.grpo - policy) < 1e-5, `policy loss ${r.parts.grpo} vs ${policy}`);
+  assert.ok(Math.abs(r.parts.grpoKl - k3) < 1e-6, `k3 ${r.parts.grpoKl} vs ${k3}`);
+  assert.ok(Math.abs(r.loss - (policy + klCoef * k3)) < 1e-5);
+  assert.deepEqual(r.logp.map((x) => x.length), targetCounts);
+});
+
+test('grpo: tokens whose ratio is clipped contribute no gradient', async () => {
+  const trainer = await openPerturbed(29);
+  // Every ratio far above 1 + epsHigh with positive advantages: the clip is active everywhere.
+  const far = targetCounts.map((n) => new Float32Array(n).fill(-40));
+  await trainer.accumulate(seqs, { grpo: { advantages: [1, 1, 1, 1], logpOld: far, epsHigh: 0.2 } });
+  const norm = Math.hypot(...trainer.tensors('grads').flatMap((t) => Array.from(t.data)));
+  assert.equal(norm, 0);
+});
+
+test('sequence-mean GRPO weights each sequence equally; token-mean weights each token', async () => {
+  const trainer = await openPerturbed(31);
+  const lp = (await trainer.forward(seqs, { logp: true })).logp;
+  const advantages = [1, 0, 0, 0];
+  const tok = await trainer.accumulate(seqs, { grpo: { advantages, logpOld: lp, normalize: 'token' } });
+  const seq = await trainer.accumulate(seqs, { grpo: { advantages, logpOld: lp, normalize: 'sequence' } });
+  trainer.zeroGrads();
+  const m = targetCounts.reduce((a, b) => a + b, 0);
+  // At r = 1 the objective is the advantage itself: -(n0 / m) vs -(1 / 4).
+  assert.ok(Math.abs(tok.parts.grpo + targetCounts[0] / m) < 1e-5);
+  assert.ok(Math.abs(seq.parts.grpo + 1 / B) < 1e-5);
+});
