@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery } from '../eval/beir';
+import { documentText, readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery } from '../eval/beir';
 import { makeSyntheticDataset, type SyntheticOptions } from '../eval/synthetic';
 import type { Qrels } from '../eval/trec';
 import { SearchR3Error } from '../util/errors';
@@ -23,10 +23,7 @@ export interface BenchDataset {
   qrels: Qrels;
 }
 
-/** The text a retriever sees for a document: BEIR's convention of title, then body. */
-export function documentText(doc: BeirDoc): string {
-  return doc.title ? `${doc.title}\n${doc.text}` : doc.text;
-}
+export { documentText };
 
 function restrict(queries: BeirQuery[], qrels: Qrels, limit: number | null): { queries: BeirQuery[]; qrels: Qrels } {
   const judged = queries.filter((q) => qrels.has(q.id));

@@ -242,3 +242,8 @@ export async function writeBeir(dir: string, dataset: BeirDataset): Promise<void
     if (qrels !== undefined) await writeFileAtomic(join(dir, 'qrels', `${split}.tsv`), qrelsTsv(qrels));
   }
 }
+
+/** The text a retriever sees for a document: BEIR's convention of title, then body. */
+export function documentText(doc: BeirDoc): string {
+  return doc.title ? `${doc.title}\n${doc.text}` : doc.text;
+}

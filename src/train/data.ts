@@ -2,7 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Model } from '../engine/model';
 import { buildEmbedPrompt, type EmbedTemplate } from '../engine/templates';
-import { BEIR_SPLITS, readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery, type BeirSplit } from '../eval/beir';
+import { BEIR_SPLITS, documentText, readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery, type BeirSplit } from '../eval/beir';
 import { readLines } from '../eval/lines';
 import { makeSyntheticDataset } from '../eval/synthetic';
 import type { Qrels } from '../eval/trec';
@@ -78,15 +78,6 @@ export async function readPairsJsonl(path: string): Promise<PairRecord[]> {
   }
   if (records.length === 0) throw new SearchR3Error('ERR_FORMAT', `${path}: no training pairs (the file is empty or has only blank lines)`);
   return records;
-}
-
-/**
- * The text a document is embedded as: BEIR's title-then-body convention, the same as the bench's
- * `documentText` (src/bench/dataset.ts), so that training sees documents as evaluation does.
- * (It is restated here because train/ may not import from bench/, which sits above it.)
- */
-function documentText(doc: BeirDoc): string {
-  return doc.title ? `${doc.title}\n${doc.text}` : doc.text;
 }
 
 async function isFile(path: string): Promise<boolean> {

@@ -1,0 +1,126 @@
+// Stage 1 end to end: it learns a retrieval task that word overlap cannot solve, checkpoints
+// survive a kill and resume to the exact same adapter, and bad input fails with a clear message.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { lib, gguf, root, tinyModel, storiesPath, tempDir } from './helpers/models.mjs';
+
+const { trainStage1, makeRetrievalTask, readLoraAdapter } = lib;
+const cli = join(root, 'bin', 'search-r3.js');
+
+function runCli(args, { killAfterStep } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (killAfterStep !== undefined && stdout.split('\n').some((l) => l.startsWith('{"step":') && JSON.parse(l).step >= killAfterStep)) {
+        child.kill('SIGKILL');
+      }
+    });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+function writePairs(dir, name = 'pairs.jsonl') {
+  const task = makeRetrievalTask({ seed: 2 });
+  const file = join(dir, name);
+  writeFileSync(file, task.train.map((r) => JSON.stringify({ query: r.query, positive: r.positive, negatives: r.negatives })).join('\n'));
+  return file;
+}
+
+test('trainStage1: a few hundred InfoNCE steps raise held-out nDCG@10 far above the untrained model', async () => {
+  const task = makeRetrievalTask({ seed: 1 });
+  const out = join(tempDir(), 'learn.lora.gguf');
+  const steps = [];
+  const r = await trainStage1({
+    model: await tinyModel(), train: task.train, eval: task.heldOut, out, steps: 100, lr: 1e-3, batch: 8,
+    losses: { sft: 0.1, kl: 0, infonce: 1, triplet: 0 }, maxTokens: 96, threads: 2, progress: false, checkpointEvery: 50,
+  }, { onStep: (l) => steps.push(l) });
+  assert.equal(steps.length, 100);
+  assert.ok(r.evalBefore.ndcg10 < 0.08, `untrained nDCG@10 ${r.evalBefore.ndcg10}`);
+  assert.ok(r.evalAfter.ndcg10 > 0.15 && r.evalAfter.ndcg10 > 4 * r.evalBefore.ndcg10,
+    `nDCG@10 ${r.evalBefore.ndcg10} -> ${r.evalAfter.ndcg10}`);
+  const early = steps.slice(0, 10).reduce((a, l) => a + l.parts.infonce, 0) / 10;
+  const late = steps.slice(-10).reduce((a, l) => a + l.parts.infonce, 0) / 10;
+  assert.ok(late < early * 0.7, `InfoNCE ${early} -> ${late}`);
+  const adapter = await readLoraAdapter(out);
+  assert.equal(adapter.metadata['search_r3.steps'], 100);
+  const log = readFileSync(`${out}.log.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(log.map((l) => l.step), steps.map((l) => l.step));
+});
+
+test('search-r3 train sft: a run killed mid-way resumes to exactly the adapter of an uninterrupted run', async () => {
+  const dir = tempDir();
+  const pairs = writePairs(dir);
+  const model = await tinyModel();
+  const common = ['--model', model, '--train', pairs, '--steps', '6', '--batch', '4', '--lr', '1e-3', '--max-tokens', '64',
+    '--checkpoint-every', '1', '--threads', '2', '--loss-weights', 'sft=1,kl=0.1,infonce=1,triplet=0.5', '--json'];
+  const straight = join(dir, 'straight.gguf');
+  const full = await runCli(['train', 'sft', ...common, '--out', straight]);
+  assert.equal(full.code, 0, full.stderr);
+  const summary = JSON.parse(full.stdout.trim().split('\n').at(-1)).result;
+  assert.equal(summary.steps, 6);
+
+  const resumed = join(dir, 'resumed.gguf');
+  const killed = await runCli(['train', 'sft', ...common, '--out', resumed], { killAfterStep: 3 });
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.ok(existsSync(`${resumed}.state`));
+  const again = await runCli(['train', 'sft', ...common, '--out', resumed, '--resume']);
+  assert.equal(again.code, 0, again.stderr);
+  const result = JSON.parse(again.stdout.trim().split('\n').at(-1)).result;
+  assert.ok(result.resumedFrom >= 3 && result.resumedFrom < 6, `resumed from ${result.resumedFrom}`);
+
+  const a = await readLoraAdapter(straight);
+  const b = await readLoraAdapter(resumed);
+  assert.deepEqual(b.tensors.map((t) => t.name), a.tensors.map((t) => t.name));
+  a.tensors.forEach((t, i) => assert.deepEqual(b.tensors[i].data, t.data, `${t.name} differs after resume`));
+  const log = readFileSync(`${resumed}.log.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(log.map((l) => l.step), [1, 2, 3, 4, 5, 6]);
+
+  const changed = await runCli(['train', 'sft', ...common.map((x) => (x === '4' ? '3' : x)), '--out', resumed, '--resume']);
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /cannot resume from .*resumed\.gguf\.state: settings differ \(batch: saved 4, now 3\)/);
+});
+
+test('search-r3 train sft: bad input is a one-line error naming the problem', async () => {
+  const dir = tempDir();
+  const bad = join(dir, 'bad.jsonl');
+  writeFileSync(bad, '{"query":"a","positive":"b"}\n{"query":"c"}\n');
+  const model = await tinyModel();
+  let r = await runCli(['train', 'sft', '--model', model, '--train', bad, '--out', join(dir, 'x.gguf')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /bad\.jsonl:2: .*positive/);
+
+  r = await runCli(['train', 'sft', '--model', storiesPath, '--train', writePairs(dir, 'p2.jsonl'), '--out', join(dir, 'y.gguf')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no <\|embed_token\|> token; add it with "search-r3 add-embed-token/);
+
+  r = await runCli(['train', 'sft', '--model', model, '--train', bad, '--out', join(dir, 'z.gguf'), '--loss-weights', 'sft=1,foo=2']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--loss-weights but received "foo=2"/);
+
+  r = await runCli(['train', 'sft', '--model', model, '--train', writePairs(dir, 'p3.jsonl'), '--out', join(dir, 'w.gguf'), '--resume']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--resume: no state file .*w\.gguf\.state/);
+
+  r = await runCli(['train', 'rl']);
+  assert.equal(r.code, 2);
+});
+
+test('a NaN loss stops training with ERR_TRAIN and accumulates nothing', async () => {
+  const trainer = await lib.LoraTrainer.open(await tinyModel(), { threads: 2 });
+  try {
+    trainer.setTensors('params', trainer.tensors('params').map((t) => ({ name: t.name, data: t.data.fill(NaN) })));
+    const tokens = Int32Array.from([1, 2, 3]);
+    await assert.rejects(trainer.accumulate([{ tokens, targets: Uint8Array.from([0, 1, 1]) }], { sft: {} }), { code: 'ERR_TRAIN', message: /not finite/ });
+    assert.equal(trainer.info.step, 0);
+    await assert.rejects(trainer.step({ lr: 1e-3 }), { code: 'ERR_TRAIN' });
+  } finally {
+    trainer.dispose();
+  }
+});
