@@ -15,7 +15,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
-const root = path.resolve(__dirname, '..');
+const { root, log, median, randomTokens, ensureLlamaTools: ensureTools } = require('./tools.js');
 const { Model, makeModel, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE } = require(path.join(root, 'dist', 'index.js'));
 
 const { values: args } = parseArgs({
@@ -35,10 +35,6 @@ const TG = 32;
 const NPL = [1, 4, 16];
 const NLC_VERSION = '3.22.1';
 
-function log(msg) {
-  process.stderr.write(`${msg}\n`);
-}
-
 async function ensureModel() {
   if (args.model) return path.resolve(args.model);
   const file = path.join(out, 'qwen2.5-0.5b-q8_0.gguf');
@@ -49,31 +45,10 @@ async function ensureModel() {
   return file;
 }
 
+// Built from deps/llama.cpp into deps/llama-tools-build (shared with bench/train-bench.js) unless --llama-bin.
 function ensureLlamaTools() {
-  if (args['llama-bin']) return path.resolve(args['llama-bin']);
-  const build = path.join(root, 'deps', 'llama-tools-build');
-  const bin = path.join(build, 'bin');
-  if (!fs.existsSync(path.join(bin, 'llama-bench')) || !fs.existsSync(path.join(bin, 'llama-batched-bench'))) {
-    log('building llama-bench and llama-batched-bench from deps/llama.cpp (once)…');
-    const cfg = ['-S', path.join(root, 'deps', 'llama.cpp'), '-B', build, '-DCMAKE_BUILD_TYPE=Release', '-DBUILD_SHARED_LIBS=OFF',
-      '-DGGML_OPENMP=OFF', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_SERVER=OFF'];
-    for (const a of [cfg, ['--build', build, '--target', 'llama-bench', 'llama-batched-bench', '--parallel', String(os.availableParallelism())]]) {
-      const r = spawnSync('cmake', a, { stdio: 'inherit' });
-      if (r.status !== 0) throw new Error('building llama.cpp tools failed');
-    }
-  }
-  return bin;
+  return ensureTools({ llamaBin: args['llama-bin'], targets: ['llama-bench', 'llama-batched-bench'] });
 }
-
-function randomTokens(n, nVocab, seed) {
-  let s = seed >>> 0;
-  return Int32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return 1000 + (s % (nVocab - 2000));
-  });
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function oursSingle(model) {
   const session = await model.createSession({ threads, contextSize: 1024, batchSize: 512 });
