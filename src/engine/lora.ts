@@ -1,9 +1,7 @@
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { validateGguf } from '../gguf/validate';
 import { binding, type NativeLora } from '../native';
 import { SearchR3Error } from '../util/errors';
 import { assertString } from '../util/validate';
+import { checkedGgufPath } from './gguf-path';
 import type { Model } from './model';
 import { callNative, callNativeSync } from './native-call';
 
@@ -30,15 +28,7 @@ export class LoraAdapter {
   /** @internal use `model.loadLora(path)`. */
   static async load(model: Model, path: string): Promise<LoraAdapter> {
     assertString(path, 'path', { nonEmpty: true });
-    const abs = resolve(path);
-    let st;
-    try {
-      st = statSync(abs);
-    } catch {
-      throw new SearchR3Error('ERR_FILE', `LoRA adapter file ${path} does not exist`);
-    }
-    if (!st.isFile()) throw new SearchR3Error('ERR_FILE', `LoRA adapter path ${path} is not a file`);
-    await validateGguf(abs);
+    const abs = await checkedGgufPath(path, 'LoRA adapter');
     const native = await callNative(() => binding().loadLora(model.native, abs));
     return new LoraAdapter(native, model, abs);
   }

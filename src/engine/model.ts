@@ -1,9 +1,7 @@
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { validateGguf } from '../gguf/validate';
 import { binding, type NativeModel, type NativeModelMetadata } from '../native';
 import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertString, checkKeys, expected } from '../util/validate';
+import { checkedGgufPath } from './gguf-path';
 import { LoraAdapter } from './lora';
 import { callNative, callNativeSync } from './native-call';
 import { Session, type SessionOptions } from './session';
@@ -68,16 +66,7 @@ export class Model implements AsyncDisposable {
     if (options.gpuLayers !== undefined) assertInteger(options.gpuLayers, 'gpuLayers', -1);
     if (options.mmap !== undefined) assertBoolean(options.mmap, 'mmap');
     if (options.vocabOnly !== undefined) assertBoolean(options.vocabOnly, 'vocabOnly');
-    const abs = resolve(path);
-    let st;
-    try {
-      st = statSync(abs);
-    } catch {
-      throw new SearchR3Error('ERR_FILE', `model file ${path} does not exist`);
-    }
-    if (st.isDirectory()) throw new SearchR3Error('ERR_FILE', `model path ${path} is a directory, expected a .gguf file`);
-    if (st.size === 0) throw new SearchR3Error('ERR_GGUF', `model file ${path} is empty`);
-    await validateGguf(abs);
+    const abs = await checkedGgufPath(path, 'model');
     const native = await callNative(() => binding().loadModel(abs, options));
     return new Model(native, abs);
   }

@@ -1,7 +1,5 @@
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { checkedGgufPath } from '../engine/gguf-path';
 import { callNative, callNativeSync } from '../engine/native-call';
-import { validateGguf } from '../gguf/validate';
 import { binding, type NativeLossPart, type NativeTensorPart, type NativeTrainer } from '../native';
 import { SearchR3Error } from '../util/errors';
 import { assertInteger, assertNumber, assertString, checkKeys, expected, throwIfAborted } from '../util/validate';
@@ -149,15 +147,7 @@ export class LoraTrainer {
       modules |= 1 << i;
     }
     if (options.threads !== undefined) assertInteger(options.threads, 'threads', 1, 1024);
-    const abs = resolve(path);
-    let st;
-    try {
-      st = statSync(abs);
-    } catch {
-      throw new SearchR3Error('ERR_FILE', `model file ${path} does not exist`);
-    }
-    if (!st.isFile()) throw new SearchR3Error('ERR_FILE', `model path ${path} is not a file`);
-    await validateGguf(abs);
+    const abs = await checkedGgufPath(path, 'model');
     const native = await callNative(() => binding().createTrainer(abs, { rank, alpha, modules, seed, threads: options.threads }));
     return new LoraTrainer(native, abs, LORA_MODULES.filter((m) => targets.includes(m)));
   }
