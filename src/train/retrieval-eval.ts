@@ -3,6 +3,7 @@ import type { EmbedTemplate } from '../engine/templates';
 import { documentText, type BeirDoc, type BeirQuery } from '../eval/beir';
 import { evaluate } from '../eval/metrics';
 import type { Qrels, Run } from '../eval/trec';
+import { VectorStore } from '../store/vector-store';
 import { encodeEmbedText } from './data';
 import type { LoraTrainer } from './trainer';
 
@@ -32,40 +33,25 @@ export async function evaluateRetrieval(
 ): Promise<RetrievalScores> {
   const maxTokens = options.maxTokens ?? 256;
   const batch = options.batch ?? 16;
-  const embed = async (side: 'query' | 'document', texts: string[]): Promise<Float32Array[]> => {
-    const out: Float32Array[] = [];
+  const embed = async (side: 'query' | 'document', texts: string[], each: (i: number, v: Float32Array) => void): Promise<void> => {
     for (let i = 0; i < texts.length; i += batch) {
       const sequences = texts.slice(i, i + batch).map((t) => {
         const tokens = encodeEmbedText(tokenizer, template, side, t, maxTokens);
         return { tokens, embedAt: tokens.length - 1 };
       });
       const r = await trainer.forward(sequences, { hidden: true, signal: options.signal });
-      for (const h of r.hidden!) out.push(normalize(h!));
+      r.hidden!.forEach((h, j) => each(i + j, h!));
     }
-    return out;
   };
+  // The package's exact store (unit vectors, cosine top-k): the same ranking the bench uses.
+  const store = new VectorStore({ dim: trainer.info.nEmbd, capacity: split.corpus.length });
+  await embed('document', split.corpus.map(documentText), (i, v) => store.upsert(split.corpus[i]!.id, v, 0));
   const judged = split.queries.filter((q) => split.qrels.has(q.id));
-  const docs = await embed('document', split.corpus.map(documentText));
-  const queries = await embed('query', judged.map((q) => q.text));
+  const queries: Float32Array[] = [];
+  await embed('query', judged.map((q) => q.text), (_, v) => queries.push(v));
+  const hits = await store.searchBatch(queries, Math.min(100, store.size));
   const run: Run = { runid: 'search-r3-train', queries: new Map() };
-  judged.forEach((q, qi) => {
-    const scored = split.corpus.map((d, di) => ({ docno: d.id, score: dot(queries[qi], docs[di]) }));
-    scored.sort((a, b) => b.score - a.score);
-    run.queries.set(q.id, scored.slice(0, 100));
-  });
+  judged.forEach((q, qi) => run.queries.set(q.id, hits[qi]!.map((h) => ({ docno: h.id, score: h.score }))));
   const e = evaluate(split.qrels, run, { measures: ['ndcg_cut.10', 'recall.10'] });
   return { ndcg10: Number(e.summary.ndcg_cut_10), recall10: Number(e.summary.recall_10), queries: judged.length };
-}
-
-function normalize(v: Float32Array): Float32Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-  return v.map((x) => x * inv);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
 }
