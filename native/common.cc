@@ -126,6 +126,27 @@ void PromiseWorker::OnError(const Napi::Error & e) {
   deferred_.Reject(MakeError(env, code_, e.Message()).Value());
 }
 
+void OperationGate::Acquire(Napi::Env env, bool alive, const char * what) {
+  if (!alive || dispose_pending_) throw MakeError(env, "ERR_DISPOSED", std::string("the ") + what + " was disposed");
+  bool expected = false;
+  if (!busy_.compare_exchange_strong(expected, true)) {
+    throw MakeError(env, "ERR_BUSY", std::string("the ") + what + " is already running an operation; await it first");
+  }
+  abort_flag.store(false);
+}
+
+bool OperationGate::Release() {
+  busy_.store(false);
+  return dispose_pending_;
+}
+
+bool OperationGate::RequestDispose() {
+  if (!busy_.load()) return true;
+  dispose_pending_ = true;
+  abort_flag.store(true);
+  return false;
+}
+
 // ---- log capture -------------------------------------------------------------------------------
 
 static std::mutex g_log_mutex;

@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,6 +56,29 @@ class PromiseWorker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   std::string code_ = "ERR_NATIVE";
+};
+
+// One operation at a time on a native object (a session, a trainer), and a dispose() that waits
+// for the running one instead of freeing under it. Used on the JS thread only, except abort_flag,
+// which the running worker polls.
+class OperationGate {
+ public:
+  // Marks the object busy and clears the abort flag, or throws ERR_DISPOSED (when !alive or a
+  // dispose is pending) / ERR_BUSY naming `what` ("session", "trainer").
+  void Acquire(Napi::Env env, bool alive, const char * what);
+  // Ends the operation; true when dispose() came meanwhile, so the owner must free now.
+  bool Release();
+  // true: nothing runs, free now. false: the running operation is asked to stop and Release()
+  // will return true.
+  bool RequestDispose();
+  bool Busy() const { return busy_.load(); }
+  bool DisposePending() const { return dispose_pending_; }
+
+  std::atomic<bool> abort_flag{false};
+
+ private:
+  std::atomic<bool> busy_{false};
+  bool dispose_pending_ = false;
 };
 
 // llama.cpp / ggml log routing. Messages at or above the chosen level go to stderr; the most recent

@@ -168,7 +168,7 @@ class CreateSessionWorker : public PromiseWorker {
     s->ctx = ctx_;
     s->owner = model_;
     s->model_ref = Napi::Persistent(model_ref_.Value());
-    llama_set_abort_callback(ctx_, AbortCallback, &s->abort_flag);
+    llama_set_abort_callback(ctx_, AbortCallback, &s->gate.abort_flag);
     ctx_ = nullptr;
     handed_over_ = true;
     return obj;
@@ -220,18 +220,10 @@ Napi::Value SessionWrap::Create(const Napi::CallbackInfo & info) {
   return w->Promise();
 }
 
-void SessionWrap::Acquire(Napi::Env env) {
-  if (!ctx || dispose_pending) throw MakeError(env, "ERR_DISPOSED", "the session was disposed");
-  bool expected = false;
-  if (!busy.compare_exchange_strong(expected, true)) {
-    throw MakeError(env, "ERR_BUSY", "the session is already running an operation; await it first or use another session");
-  }
-  abort_flag.store(false);
-}
+void SessionWrap::Acquire(Napi::Env env) { gate.Acquire(env, ctx != nullptr, "session"); }
 
 void SessionWrap::Release() {
-  busy.store(false);
-  if (dispose_pending) Free();
+  if (gate.Release()) Free();
 }
 
 void SessionWrap::Free() {
@@ -258,7 +250,7 @@ class RunWorker : public PromiseWorker {
   }
 
  protected:
-  void Run() override { results_ = RunGeneration(s_->ctx, reqs_, s_->abort_flag, &stats_); }
+  void Run() override { results_ = RunGeneration(s_->ctx, reqs_, s_->gate.abort_flag, &stats_); }
   void Finally() override { s_->Release(); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Array out = Napi::Array::New(env, results_.size());
@@ -318,7 +310,7 @@ class EvaluateWorker : public PromiseWorker {
   }
 
  protected:
-  void Run() override { EvaluateAll(s_->ctx, tokens_, want_logits_, &logits_, &embd_, s_->abort_flag); }
+  void Run() override { EvaluateAll(s_->ctx, tokens_, want_logits_, &logits_, &embd_, s_->gate.abort_flag); }
   void Finally() override { s_->Release(); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -430,7 +422,7 @@ Napi::Value SessionWrap::SetLoras(const Napi::CallbackInfo & info) {
 }
 
 Napi::Value SessionWrap::Abort(const Napi::CallbackInfo & info) {
-  abort_flag.store(true);
+  gate.abort_flag.store(true);
   return info.Env().Undefined();
 }
 
@@ -448,13 +440,8 @@ Napi::Value SessionWrap::Info(const Napi::CallbackInfo & info) {
 }
 
 Napi::Value SessionWrap::Dispose(const Napi::CallbackInfo & info) {
-  if (busy.load()) {
-    // Free once the running operation ends; ask it to stop early.
-    dispose_pending = true;
-    abort_flag.store(true);
-  } else {
-    Free();
-  }
+  // Frees now, or once the running operation (asked to stop early) ends.
+  if (gate.RequestDispose()) Free();
   return info.Env().Undefined();
 }
 

@@ -5,6 +5,8 @@
 #include <napi.h>
 #include <llama.h>
 
+#include "common.h"
+
 #include <atomic>
 #include <vector>
 
@@ -42,9 +44,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   llama_context * ctx = nullptr;
   ModelWrap * owner = nullptr;
   Napi::ObjectReference model_ref;
-  std::atomic<bool> busy{false};
-  std::atomic<bool> abort_flag{false};
-  bool dispose_pending = false;
+  OperationGate gate;
 
   // Marks the session busy or throws ERR_BUSY / ERR_DISPOSED.
   void Acquire(Napi::Env env);

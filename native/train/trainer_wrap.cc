@@ -158,23 +158,17 @@ Napi::Value TrainerWrap::Create(const Napi::CallbackInfo & info) {
 }
 
 void TrainerWrap::Acquire(Napi::Env env) {
-  if (!trainer || dispose_pending) throw MakeError(env, "ERR_DISPOSED", "the trainer was disposed");
-  bool expected = false;
-  if (!busy.compare_exchange_strong(expected, true)) {
-    throw MakeError(env, "ERR_BUSY", "the trainer is already running an operation; await it first");
-  }
-  abort_flag.store(false);
-  trainer->SetAbortFlag(&abort_flag);
+  gate.Acquire(env, trainer != nullptr, "trainer");
+  trainer->SetAbortFlag(&gate.abort_flag);
 }
 
 void TrainerWrap::Release() {
-  busy.store(false);
-  if (dispose_pending) trainer.reset();
+  if (gate.Release()) trainer.reset();
 }
 
 void TrainerWrap::CheckIdle(Napi::Env env) {
-  if (!trainer || dispose_pending) throw MakeError(env, "ERR_DISPOSED", "the trainer was disposed");
-  if (busy.load()) throw MakeError(env, "ERR_BUSY", "the trainer is running an operation; await it first");
+  if (!trainer || gate.DisposePending()) throw MakeError(env, "ERR_DISPOSED", "the trainer was disposed");
+  if (gate.Busy()) throw MakeError(env, "ERR_BUSY", "the trainer is already running an operation; await it first");
 }
 
 Napi::Value TrainerWrap::Info(const Napi::CallbackInfo & info) {
@@ -342,17 +336,12 @@ Napi::Value TrainerWrap::ZeroGrads(const Napi::CallbackInfo & info) {
 }
 
 Napi::Value TrainerWrap::Abort(const Napi::CallbackInfo & info) {
-  abort_flag.store(true);
+  gate.abort_flag.store(true);
   return info.Env().Undefined();
 }
 
 Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo & info) {
-  if (busy.load()) {
-    dispose_pending = true;
-    abort_flag.store(true);
-  } else {
-    trainer.reset();
-  }
+  if (gate.RequestDispose()) trainer.reset();
   return info.Env().Undefined();
 }
 

@@ -3,6 +3,7 @@
 // it to stop and frees once it has.
 #pragma once
 
+#include "common.h"
 #include "train/trainer.h"
 
 #include <napi.h>
@@ -20,9 +21,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   explicit TrainerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<TrainerWrap>(info) {}
 
   std::unique_ptr<Trainer> trainer;
-  std::atomic<bool> busy{false};
-  std::atomic<bool> abort_flag{false};
-  bool dispose_pending = false;
+  OperationGate gate;
 
   void Acquire(Napi::Env env);
   void Release();
