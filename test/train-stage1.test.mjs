@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { lib, gguf, root, tinyModel, storiesPath, tempDir } from './helpers/models.mjs';
 
@@ -70,6 +70,8 @@ test('search-r3 train sft: a run killed mid-way resumes to exactly the adapter o
   const killed = await runCli(['train', 'sft', ...common, '--out', resumed], { killAfterStep: 3 });
   assert.equal(killed.signal, 'SIGKILL');
   assert.ok(existsSync(`${resumed}.state`));
+  // A kill can also cut the log's last line short; resuming must drop it, not choke on it.
+  appendFileSync(`${resumed}.log.jsonl`, '{"step":9,"lr');
   const again = await runCli(['train', 'sft', ...common, '--out', resumed, '--resume']);
   assert.equal(again.code, 0, again.stderr);
   const result = JSON.parse(again.stdout.trim().split('\n').at(-1)).result;

@@ -244,9 +244,19 @@ async function appendLog(path: string, log: Stage1StepLog): Promise<void> {
   await appendFile(path, `${JSON.stringify(log)}\n`);
 }
 
-/** Drops log lines of steps after the checkpoint being resumed (they will be run again). */
+/**
+ * Drops log lines of steps after the checkpoint being resumed (they will be run again), and a last
+ * line cut short by the kill.
+ */
 async function truncateLog(path: string, step: number): Promise<void> {
   const text = await readFile(path, 'utf8').catch(() => '');
-  const kept = text.split('\n').filter((line) => line.trim() !== '' && (JSON.parse(line) as Stage1StepLog).step <= step);
+  const stepOf = (line: string): number => {
+    try {
+      return (JSON.parse(line) as Stage1StepLog).step;
+    } catch {
+      return Infinity;
+    }
+  };
+  const kept = text.split('\n').filter((line) => line.trim() !== '' && stepOf(line) <= step);
   await writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
 }
