@@ -2,7 +2,7 @@ import { DEFAULT_EMBED_TEMPLATE, type EmbedTemplate } from '../engine/templates'
 import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
 import type { PairRecord } from './data';
 import type { RetrievalSplit } from './retrieval-eval';
-import { LR_SCHEDULE_KINDS, resolveLrSchedule, type LrScheduleKind } from './schedule';
+import { resolveLrSchedule, type LrScheduleKind } from './schedule';
 import { LORA_MODULES, type LoraConfig, type LoraModule } from './trainer';
 
 /** Weights of stage 1's four losses (the paper's L = SFT + KL + InfoNCE + triplet). */
@@ -138,7 +138,6 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
   if (o.threads !== undefined) assertInteger(o.threads, 'threads', 1, 1024);
   const progress = o.progress ?? true;
   assertBoolean(progress, 'progress');
-  if (!LR_SCHEDULE_KINDS.includes(schedule)) throw new RangeError(expected(LR_SCHEDULE_KINDS.join(', '), 'schedule', schedule));
   return {
     model: o.model, train: o.train, out: o.out, eval: o.eval ?? null, steps, batch, accumulate, lr, warmupSteps, schedule, minLrRatio,
     weightDecay, clipNorm, lora: { rank, alpha: lora.alpha ?? 2 * rank, targets, seed: lora.seed ?? seed }, losses, temperature, margin,
