@@ -132,7 +132,7 @@ export type NativeTensorPart = 'params' | 'grads' | 'm' | 'v';
 export interface NativeTrainer {
   info(): {
     architecture: string; nVocab: number; nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number;
-    weightBytes: number; loraParams: number; rank: number; alpha: number; step: number; microBatches: number;
+    weightBytes: number; transposedBytes: number; loraParams: number; rank: number; alpha: number; step: number; microBatches: number;
   };
   forward(batch: NativeTrainBatch, options: { lora?: boolean; logits?: boolean; hidden?: boolean; logp?: boolean }):
     Promise<{ logits: Float32Array | null; hidden: Float32Array | null; logp: Float32Array | null }>;
@@ -155,7 +155,7 @@ export interface NativeBinding {
   createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
   systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean };
   setLogLevel(level: 0 | 1 | 2 | 3 | 4): void;
-  createTrainer(path: string, options: { rank: number; alpha: number; modules: number; seed: number; threads?: number }): Promise<NativeTrainer>;
+  createTrainer(path: string, options: { rank: number; alpha: number; modules: number; seed: number; threads?: number; transposedWeights: boolean }): Promise<NativeTrainer>;
 }
 
 let cached: NativeBinding | undefined;

@@ -126,3 +126,44 @@ test('sequence-mean GRPO weights each sequence equally; token-mean weights each 
   assert.ok(Math.abs(tok.parts.grpo + targetCounts[0] / m) < 1e-5);
   assert.ok(Math.abs(seq.parts.grpo + 1 / B) < 1e-5);
 });
+
+// The default backward pass multiplies by stored transposed weights (out_prod nodes rewritten to
+// mul_mat, the vocabulary product split into slabs); the other keeps ggml's out_prod. Both must give
+// the same gradients: equal on an F32 model, and close on F16 and Q8_0 ones, where the matmul rounds
+// the (row-normalized) gradient to F16 or Q8_0 and a Q8_0 model's transposed copies are requantized.
+async function gradients(model, transposedWeights, losses) {
+  const trainer = track(await LoraTrainer.open(model, { lora: { rank: 4, alpha: 8, seed: 17 }, threads: 2, transposedWeights }));
+  const random = rng(17);
+  trainer.setTensors('params', trainer.tensors('params').map((t) => ({ name: t.name, data: t.data.map((x) => x + (random() - 0.5) * 0.2) })));
+  const r = await trainer.accumulate(seqs, losses);
+  const info = trainer.info;
+  return { loss: r.loss, grads: trainer.tensors('grads'), info };
+}
+
+function relativeError(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+for (const type of ['f32', 'f16', 'q8_0']) {
+  test(`transposed-weight backward gives out_prod's gradients (${type} model, every loss)`, async () => {
+    const model = await tinyModel({ type });
+    const tolerance = type === 'f32' ? 1e-4 : 5e-2; // measured: 1e-5 (f32), 1.5e-2 (q8_0)
+    for (const [name, losses] of Object.entries(LOSSES)) {
+      const fast = await gradients(model, true, losses);
+      const plain = await gradients(model, false, losses);
+      assert.ok(fast.info.transposedBytes > 0, 'transposed copies were made');
+      assert.equal(plain.info.transposedBytes, 0);
+      assert.ok(Math.abs(fast.loss - plain.loss) <= 1e-5 * Math.abs(plain.loss), `${type} ${name}: loss ${fast.loss} vs ${plain.loss}`);
+      const a = fast.grads.flatMap((t) => Array.from(t.data));
+      const b = plain.grads.flatMap((t) => Array.from(t.data));
+      const err = relativeError(a, b);
+      assert.ok(err <= tolerance, `${type} ${name}: gradients differ by ${err} (relative L2), more than ${tolerance}`);
+    }
+  });
+}

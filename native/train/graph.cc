@@ -124,4 +124,117 @@ ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const Trai
   return ggml_mul_mat(ctx, w.output, ggml_get_rows(ctx, hidden, rows));
 }
 
+namespace {
+
+// Tensors made to replace a node, in the order they must run.
+struct Added {
+  std::vector<ggml_tensor *> nodes;
+  ggml_tensor * operator()(ggml_tensor * t) {
+    t->flags |= GGML_TENSOR_FLAG_COMPUTE;  // what ggml_build_forward_expand marks; the backend skips nodes without it
+    nodes.push_back(t);
+    return t;
+  }
+};
+
+// Puts `added` (in order) into the graph just before node index `at`.
+void InsertNodes(ggml_cgraph * graph, int at, const std::vector<ggml_tensor *> & added) {
+  const int n = ggml_graph_n_nodes(graph), k = (int)added.size();
+  for (int i = 0; i < k; i++) ggml_graph_add_node(graph, added[i]);  // grows the node count
+  ggml_tensor ** nodes = ggml_graph_nodes(graph);
+  std::memmove(nodes + at + k, nodes + at, sizeof(ggml_tensor *) * (size_t)(n - at));
+  for (int i = 0; i < k; i++) nodes[at + i] = added[i];
+}
+
+// xᵀ with contiguous rows, as mul_mat wants its operands: the stored copy of a frozen matrix, the
+// source of a transpose view, or a transposing copy of a small F32 tensor. Null for a frozen
+// matrix without a stored copy (copying it every step would cost more than out_prod).
+ggml_tensor * Transposed(ggml_context * ctx, Added & add, ggml_tensor * x, const TrainWeights & w) {
+  if (ggml_tensor * t = w.Transposed(x)) return t;
+  if (x->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(x->src[0])) return x->src[0];
+  if (w.Owns(x) || x->type != GGML_TYPE_F32) return nullptr;
+  return add(ggml_cont(ctx, add(ggml_transpose(ctx, x))));
+}
+
+// Σ_k a[k, i]·b[k, j] for a 2-D pair whose inner dimension K is a vocabulary. One matmul with
+// K = 150k streams both operands from memory for every output tile; instead the sum is split into
+// slabs of kSlab rows (one batched mul_mat over [kSlab, ·, slabs] copies, then a reduction over the
+// slabs) plus the remainder. Returns the [n, m] sum and the remainder's product (or null).
+constexpr int64_t kSlab = 8192;
+
+void SlabbedProduct(ggml_context * ctx, Added & add, ggml_tensor * a, ggml_tensor * b, ggml_tensor ** sum,
+                    ggml_tensor ** rest) {
+  const int64_t K = a->ne[0], n = a->ne[1], m = b->ne[1], slabs = K / kSlab, tail = K - slabs * kSlab;
+  ggml_tensor * a3 = add(ggml_view_3d(ctx, a, kSlab, n, slabs, a->nb[1], ggml_row_size(a->type, kSlab), 0));
+  // b's slabs copied contiguous (one pass over b) so that the matmul takes ggml's tiled sgemm path
+  ggml_tensor * b3 = add(ggml_cont(ctx, add(ggml_view_3d(ctx, b, kSlab, m, slabs, b->nb[1], ggml_row_size(b->type, kSlab), 0))));
+  ggml_tensor * parts = add(ggml_mul_mat(ctx, a3, b3));                              // [n, m, slabs]
+  ggml_tensor * t = add(ggml_cont(ctx, add(ggml_permute(ctx, parts, 1, 2, 0, 3))));  // [slabs, n, m]
+  *sum = add(ggml_reshape_2d(ctx, add(ggml_sum_rows(ctx, t)), n, m));
+  *rest = nullptr;
+  if (tail > 0) {
+    const size_t off_a = ggml_row_size(a->type, slabs * kSlab), off_b = ggml_row_size(b->type, slabs * kSlab);
+    ggml_tensor * a2 = add(ggml_view_2d(ctx, a, tail, n, a->nb[1], off_a));
+    ggml_tensor * b2 = add(ggml_cont(ctx, add(ggml_view_2d(ctx, b, tail, m, b->nb[1], off_b))));
+    *rest = add(ggml_mul_mat(ctx, a2, b2));
+  }
+}
+
+// x with each row divided by its RMS (plus 1e-30, so that a zero row stays zero); the RMS, one
+// per row, in *rms.
+ggml_tensor * UnitRows(ggml_context * ctx, Added & add, ggml_tensor * x, ggml_tensor ** rms) {
+  ggml_tensor * mean_sq = add(ggml_scale(ctx, add(ggml_sum_rows(ctx, add(ggml_sqr(ctx, x)))), 1.0f / (float)x->ne[0]));
+  *rms = add(ggml_scale_bias(ctx, add(ggml_sqrt(ctx, mean_sq)), 1.0f, 1e-30f));
+  return add(ggml_div(ctx, x, *rms));
+}
+
+}  // namespace
+
+int RewriteOutProducts(ggml_context * ctx, ggml_cgraph * graph, const TrainWeights & w) {
+  int rewritten = 0;
+  for (int i = 0; i < ggml_graph_n_nodes(graph); i++) {
+    ggml_tensor * node = ggml_graph_node(graph, i);
+    if (node->op != GGML_OP_OUT_PROD) continue;
+    // out_prod(a, b)[i, j] = Σ_k a[i, k]·b[j, k] = mul_mat(aᵀ, bᵀ)[i, j]
+    Added add;
+    ggml_tensor * at = Transposed(ctx, add, node->src[0], w);
+    ggml_tensor * bt = at ? Transposed(ctx, add, node->src[1], w) : nullptr;
+    if (!at || !bt || at->ne[0] != bt->ne[0] || bt->ne[2] % at->ne[2] != 0 || bt->ne[3] % at->ne[3] != 0 ||
+        node->ne[0] != at->ne[1] || node->ne[1] != bt->ne[1] || node->ne[2] != bt->ne[2] || node->ne[3] != bt->ne[3]) {
+      continue;  // the tensors made for it are never used
+    }
+    std::memset(node->op_params, 0, sizeof(node->op_params));
+    // A non-F32 aᵀ makes mul_mat round bᵀ to F16 or Q8_0 (whose block scales are F16): gradients
+    // of 1e-8 would flush to zero. So bᵀ's rows are scaled to unit RMS first and the product's
+    // columns scaled back.
+    ggml_tensor * rms = nullptr;
+    if (at->type != GGML_TYPE_F32) bt = UnitRows(ctx, add, bt, &rms);
+    const bool slabbed = at->ne[0] >= 2 * kSlab && ggml_n_dims(at) == 2 && ggml_n_dims(bt) == 2;
+    ggml_tensor * sum = nullptr, * rest = nullptr;
+    if (slabbed) SlabbedProduct(ctx, add, at, bt, &sum, &rest);
+    if (rms) {
+      node->op = GGML_OP_MUL;
+      node->src[0] = slabbed ? (rest ? add(ggml_add(ctx, sum, rest)) : sum) : add(ggml_mul_mat(ctx, at, bt));
+      node->src[1] = rms;
+    } else if (!slabbed) {
+      node->op = GGML_OP_MUL_MAT;
+      node->src[0] = at;
+      node->src[1] = bt;
+    } else if (rest) {
+      node->op = GGML_OP_ADD;
+      node->src[0] = sum;
+      node->src[1] = rest;
+    } else {
+      node->op = GGML_OP_SCALE;  // node = 1·sum
+      const float params[2] = {1.0f, 0.0f};
+      std::memcpy(node->op_params, params, sizeof(params));
+      node->src[0] = sum;
+      node->src[1] = nullptr;
+    }
+    InsertNodes(graph, i, add.nodes);
+    i += (int)add.nodes.size();
+    rewritten++;
+  }
+  return rewritten;
+}
+
 }  // namespace sr3

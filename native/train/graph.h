@@ -48,6 +48,15 @@ ggml_tensor * BuildForward(ggml_context * ctx, GraphInputs & in, const TrainWeig
 ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
                                 const TrainBatch & batch);
 
+// After ggml_build_backward_expand: rewrites each out_prod(a, b) node into mul_mat(aᵀ, bᵀ), the
+// same values on ggml's tiled matmul kernels instead of out_prod's multiply-add loop (which is
+// 2-10× slower on CPU, worst for LoRA's rank-r shapes). aᵀ and bᵀ come from the stored transposed
+// copy of a frozen matrix, the source of a transpose view, or a transposing copy; a frozen matrix
+// without a stored copy keeps its out_prod. A product over the vocabulary is split into slabs. New
+// nodes are made in `ctx` and spliced into the graph before the node they feed. Returns how many
+// nodes it rewrote.
+int RewriteOutProducts(ggml_context * ctx, ggml_cgraph * graph, const TrainWeights & w);
+
 // Nodes a graph of this model needs, with room for the backward pass and the losses.
 size_t GraphSize(const TrainWeights & w);
 

@@ -10,12 +10,12 @@ const char * LossPartName(int part) { return kPartNames[part]; }
 
 ggml_tensor * LogSoftmax(ggml_context * ctx, ggml_tensor * logits) { return ggml_log(ctx, ggml_soft_max(ctx, logits)); }
 
-ggml_tensor * PickTargets(ggml_context * ctx, GraphInputs & in, ggml_tensor * logprobs, const TrainBatch & batch) {
-  const int64_t V = logprobs->ne[0], M = logprobs->ne[1];
+ggml_tensor * PickTargets(ggml_context * ctx, GraphInputs & in, ggml_tensor * values, const TrainBatch & batch) {
+  const int64_t V = values->ne[0], M = values->ne[1];
   std::vector<int32_t> idx(M);
   for (int64_t m = 0; m < M; m++) idx[m] = (int32_t)(m * V + batch.target_tokens[m]);
   // Each element its own row, so get_rows picks one value per target (and has a backward pass).
-  ggml_tensor * flat = ggml_reshape_2d(ctx, logprobs, 1, V * M);
+  ggml_tensor * flat = ggml_reshape_2d(ctx, values, 1, V * M);
   return ggml_reshape_2d(ctx, ggml_get_rows(ctx, flat, in.I32(ctx, idx, "target_index")), 1, M);
 }
 
@@ -86,8 +86,20 @@ LossTensors BuildLosses(ggml_context * ctx, GraphInputs & in, const TrainWeights
   LossTensors out;
   const int64_t M = (int64_t)batch.target_rows.size();
   if (s.NeedsLogits()) {
-    ggml_tensor * lp_all = LogSoftmax(ctx, BuildTargetLogits(ctx, in, w, hidden, batch));
-    out.logp = PickTargets(ctx, in, lp_all, batch);
+    ggml_tensor * logits = BuildTargetLogits(ctx, in, w, hidden, batch);
+    ggml_tensor * lp_all = nullptr;  // full log-softmax, only for KL
+    if (s.Uses(kLossKl)) {
+      lp_all = LogSoftmax(ctx, logits);
+      out.logp = PickTargets(ctx, in, lp_all, batch);
+    } else {
+      // log of the picked probabilities: one log per target instead of a log (and its backward
+      // divide) over the whole [n_vocab, n_targets] matrix
+      ggml_tensor * probs = ggml_soft_max(ctx, logits);
+      // Kept as an output: otherwise ggml's allocator lets soft_max_back, its last reader, write
+      // its result over it in place while still reading it (found by the finite-difference test).
+      ggml_set_output(probs);
+      out.logp = ggml_log(ctx, PickTargets(ctx, in, probs, batch));
+    }
     if (s.Uses(kLossSft)) {
       out.parts[kLossSft] = ggml_scale(ctx, WeightedSum(ctx, out.logp, Row(in, ctx, s.sft_w, "sft_w")), -1.0f);
     }

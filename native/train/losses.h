@@ -46,9 +46,10 @@ struct LossTensors {
   ggml_tensor * logp = nullptr;                  // [1, n_targets] current log-probs (null without logits)
 };
 
-// log softmax of logits [n_vocab, M] and the log-prob of each row's target token, [1, M].
+// log softmax of logits [n_vocab, M]; and, from any [n_vocab, M] matrix (log-probs or
+// probabilities), the value at each row's target token, [1, M].
 ggml_tensor * LogSoftmax(ggml_context * ctx, ggml_tensor * logits);
-ggml_tensor * PickTargets(ggml_context * ctx, GraphInputs & in, ggml_tensor * logprobs, const TrainBatch & batch);
+ggml_tensor * PickTargets(ggml_context * ctx, GraphInputs & in, ggml_tensor * values, const TrainBatch & batch);
 
 LossTensors BuildLosses(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
                         const TrainBatch & batch, const LossSpec & spec, const Reference & ref);

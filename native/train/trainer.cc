@@ -42,12 +42,12 @@ void CheckLength(size_t got, size_t want, const char * name, const char * per) {
 
 }  // namespace
 
-Trainer::Trainer(const std::string & model_path, const LoraConfig & config, int threads) {
+Trainer::Trainer(const std::string & model_path, const LoraConfig & config, int threads, bool transposed) {
   backend_ = ggml_backend_cpu_init();
   if (!backend_) throw NativeError("ERR_NATIVE", "could not initialise ggml's CPU backend");
   try {
     ggml_backend_cpu_set_n_threads(backend_, threads);
-    weights = std::make_unique<TrainWeights>(model_path, backend_);
+    weights = std::make_unique<TrainWeights>(model_path, backend_, transposed);
     lora = std::make_unique<LoraParams>(*weights, config, backend_);
     galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     galloc_opt_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
@@ -218,6 +218,7 @@ LossResult Trainer::Accumulate(const TrainBatch & batch, const LossSpec & spec) 
   ggml_build_forward_expand(g, loss.total);
   if (loss.logp) ggml_build_forward_expand(g, loss.logp);
   ggml_build_backward_expand(ctx.get(), g, nullptr);
+  RewriteOutProducts(ctx.get(), g, *weights);
   const std::vector<ggml_tensor *> params = lora->Tensors(LoraPart::kParams);
   std::vector<ggml_tensor *> grads(params.size());
   for (size_t i = 0; i < params.size(); i++) {

@@ -56,7 +56,9 @@ struct StepResult {
 
 class Trainer {
  public:
-  Trainer(const std::string & model_path, const LoraConfig & lora, int threads);
+  // `transposed`: keep transposed copies of the frozen matrices for a faster backward pass
+  // (TrainWeights), at the cost of about one more copy of the model's matrices in memory.
+  Trainer(const std::string & model_path, const LoraConfig & lora, int threads, bool transposed);
   ~Trainer();
   Trainer(const Trainer &) = delete;
   Trainer & operator=(const Trainer &) = delete;

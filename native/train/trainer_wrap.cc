@@ -33,11 +33,11 @@ class TrainerJob : public PromiseWorker {
 
 class CreateTrainerWorker : public PromiseWorker {
  public:
-  CreateTrainerWorker(Napi::Env env, std::string path, LoraConfig config, int threads)
-      : PromiseWorker(env), path_(std::move(path)), config_(config), threads_(threads) {}
+  CreateTrainerWorker(Napi::Env env, std::string path, LoraConfig config, int threads, bool transposed)
+      : PromiseWorker(env), path_(std::move(path)), config_(config), threads_(threads), transposed_(transposed) {}
 
  protected:
-  void Run() override { trainer_ = std::make_unique<Trainer>(path_, config_, threads_); }
+  void Run() override { trainer_ = std::make_unique<Trainer>(path_, config_, threads_, transposed_); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object obj = GetAddonData(env)->trainer_ctor.New({});
     TrainerWrap::Unwrap(obj)->trainer = std::move(trainer_);
@@ -48,6 +48,7 @@ class CreateTrainerWorker : public PromiseWorker {
   std::string path_;
   LoraConfig config_;
   int threads_;
+  bool transposed_;
   std::unique_ptr<Trainer> trainer_;
 };
 
@@ -152,7 +153,8 @@ Napi::Value TrainerWrap::Create(const Napi::CallbackInfo & info) {
   c.seed = (uint64_t)GetInt(o.Get("seed"), "seed", 0, 0xFFFFFFFFll);
   int hw = (int)std::max(1u, std::thread::hardware_concurrency());
   int threads = (int)OptInt(o, "threads", hw, 1, 1024);
-  auto * w = new CreateTrainerWorker(env, std::move(path), c, threads);
+  bool transposed = OptBool(o, "transposedWeights", true);
+  auto * w = new CreateTrainerWorker(env, std::move(path), c, threads, transposed);
   w->Queue();
   return w->Promise();
 }
@@ -184,6 +186,7 @@ Napi::Value TrainerWrap::Info(const Napi::CallbackInfo & info) {
   o.Set("nHeadKv", (double)hp.n_head_kv);
   o.Set("nFf", (double)hp.n_ff);
   o.Set("weightBytes", (double)trainer->weights->bytes);
+  o.Set("transposedBytes", (double)trainer->weights->transposed_bytes);
   o.Set("loraParams", (double)trainer->lora->n_params);
   o.Set("rank", trainer->lora->config.rank);
   o.Set("alpha", trainer->lora->config.alpha);

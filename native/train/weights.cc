@@ -5,7 +5,9 @@
 #include <gguf.h>
 #include <ggml-alloc.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <memory>
 
@@ -69,14 +71,74 @@ std::string Shape(const ggml_tensor * t) {
 
 }  // namespace
 
-TrainWeights::TrainWeights(const std::string & path, ggml_backend_t backend) {
+TrainWeights::TrainWeights(const std::string & path, ggml_backend_t backend, bool transposed) {
   try {
     Load(path, backend);
+    if (transposed) BuildTransposed(backend);
   } catch (...) {
+    if (buffer_t_) ggml_backend_buffer_free(buffer_t_);
+    if (ctx_t_) ggml_free(ctx_t_);
     if (buffer_) ggml_backend_buffer_free(buffer_);
     if (ctx_) ggml_free(ctx_);
     throw;
   }
+}
+
+ggml_tensor * TrainWeights::Transposed(const ggml_tensor * w) const {
+  auto it = transposed_.find(w);
+  return it == transposed_.end() ? nullptr : it->second;
+}
+
+namespace {
+
+ggml_type TransposedType(ggml_type type, int64_t row) {
+  if (type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16) return type;
+  return row % ggml_blck_size(GGML_TYPE_Q8_0) == 0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
+}
+
+// dst = srcᵀ, converted to dst's type, a band of dst rows at a time so that the float staging
+// stays under ~64 MiB whatever the matrix size.
+void TransposeInto(const ggml_tensor * src, ggml_tensor * dst) {
+  const int64_t n_in = src->ne[0], n_out = src->ne[1];  // dst is [n_out, n_in]
+  const ggml_type_traits * traits = ggml_get_type_traits(src->type);
+  const size_t src_row = ggml_row_size(src->type, n_in), dst_row = ggml_row_size(dst->type, n_out);
+  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(n_in, (64ll << 20) / (int64_t)(sizeof(float) * n_out)));
+  std::vector<uint8_t> raw(src_row);
+  std::vector<float> row(n_in), tmp((size_t)(band * n_out));
+  std::vector<uint8_t> out((size_t)band * dst_row);
+  for (int64_t i0 = 0; i0 < n_in; i0 += band) {
+    const int64_t nb = std::min(band, n_in - i0);
+    for (int64_t o = 0; o < n_out; o++) {
+      ggml_backend_tensor_get(src, raw.data(), (size_t)o * src_row, src_row);
+      if (src->type == GGML_TYPE_F32) std::memcpy(row.data(), raw.data(), src_row);
+      else traits->to_float(raw.data(), row.data(), n_in);
+      for (int64_t i = 0; i < nb; i++) tmp[(size_t)(i * n_out + o)] = row[(size_t)(i0 + i)];
+    }
+    ggml_quantize_chunk(dst->type, tmp.data(), out.data(), 0, nb, n_out, nullptr);
+    ggml_backend_tensor_set(dst, out.data(), (size_t)i0 * dst_row, (size_t)nb * dst_row);
+  }
+}
+
+}  // namespace
+
+void TrainWeights::BuildTransposed(ggml_backend_t backend) {
+  std::vector<ggml_tensor *> mats;
+  for (const TrainLayer & l : layers) {
+    for (int m = 0; m < kModuleCount; m++) mats.push_back(TrainModuleWeight(l, m));
+  }
+  mats.push_back(output);
+  ggml_init_params p = {ggml_tensor_overhead() * mats.size(), nullptr, true};
+  ctx_t_ = ggml_init(p);
+  if (!ctx_t_) throw NativeError("ERR_NATIVE", "out of memory creating the transposed weights");
+  for (ggml_tensor * w : mats) {
+    ggml_tensor * t = ggml_new_tensor_2d(ctx_t_, TransposedType(w->type, w->ne[1]), w->ne[1], w->ne[0]);
+    ggml_format_name(t, "%s.T", w->name);
+    transposed_[w] = t;
+  }
+  buffer_t_ = ggml_backend_alloc_ctx_tensors(ctx_t_, backend);
+  if (!buffer_t_) throw NativeError("ERR_NATIVE", "out of memory allocating the transposed weights");
+  transposed_bytes = ggml_backend_buffer_get_size(buffer_t_);
+  for (ggml_tensor * w : mats) TransposeInto(w, transposed_.at(w));
 }
 
 void TrainWeights::Load(const std::string & path, ggml_backend_t backend) {
@@ -194,6 +256,8 @@ void TrainWeights::Load(const std::string & path, ggml_backend_t backend) {
 }
 
 TrainWeights::~TrainWeights() {
+  if (buffer_t_) ggml_backend_buffer_free(buffer_t_);
+  if (ctx_t_) ggml_free(ctx_t_);
   if (buffer_) ggml_backend_buffer_free(buffer_);
   if (ctx_) ggml_free(ctx_);
 }
