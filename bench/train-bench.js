@@ -4,7 +4,8 @@
 // same token windows, thread count and context length.
 //
 //   node bench/train-bench.js [--model FILE]... [--preset SPEC]... [--threads N] [--ctx N] [--steps N]
-//                             [--llama-bin DIR] [--skip-ours] [--skip-llama] [--json FILE]
+//                             [--rounds N] [--llama-bin DIR] [--skip-ours] [--skip-llama] [--lean-memory]
+//                             [--json FILE]
 //
 // --model      an existing F32 GGUF (repeatable)
 // --preset     a generated F32 model (repeatable): tiny, qwen2.5-0.5b, or qwen2.5-0.5b:L<layers> (the
@@ -15,6 +16,10 @@
 // --ctx        tokens per training window = llama-finetune's -c, -b and -ub (one optimizer step per
 //              window); a multiple of 256, default 256
 // --steps      measured steps per side (default 4); one more warm-up step runs first and is excluded
+// --rounds     runs per side (default 1), alternating which side goes first; the table gives the
+//              median run's tokens/s and the median of the rounds' ratios
+// --lean-memory  ours without the transposed weight copies (LoraTrainer's transposedWeights: false):
+//              the slower out_prod backward, one copy of the weights less
 // --llama-bin  a directory with llama-finetune; default: built from deps/llama.cpp into
 //              deps/llama-tools-build with the addon's flags (static, GGML_OPENMP=OFF)
 //
@@ -54,7 +59,8 @@ async function oursChild(specFile) {
     process.stdout.write(`${JSON.stringify({ error: 'LoraTrainer is not exported by dist/index.js (the trainer API is not built yet)' })}\n`);
     return;
   }
-  const t = await lib.LoraTrainer.open(spec.model, { threads: spec.threads, lora: LORA });
+  const t = await lib.LoraTrainer.open(spec.model, { threads: spec.threads, lora: LORA, transposedWeights: !spec.leanMemory });
+  const { weightBytes, transposedBytes } = t.info;
   const stepMs = [];
   const losses = [];
   try {
@@ -73,7 +79,7 @@ async function oursChild(specFile) {
   } finally {
     t.dispose();
   }
-  process.stdout.write(`${JSON.stringify({ stepMs, losses })}\n`);
+  process.stdout.write(`${JSON.stringify({ stepMs, losses, weightBytes, transposedBytes })}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,8 +89,8 @@ function parseCli() {
   const { values } = parseArgs({
     options: {
       model: { type: 'string', multiple: true }, preset: { type: 'string', multiple: true }, threads: { type: 'string' },
-      ctx: { type: 'string' }, steps: { type: 'string' }, 'llama-bin': { type: 'string' }, json: { type: 'string' },
-      'skip-ours': { type: 'boolean' }, 'skip-llama': { type: 'boolean' },
+      ctx: { type: 'string' }, steps: { type: 'string' }, rounds: { type: 'string' }, 'llama-bin': { type: 'string' }, json: { type: 'string' },
+      'skip-ours': { type: 'boolean' }, 'skip-llama': { type: 'boolean' }, 'lean-memory': { type: 'boolean' },
     },
   });
   const intArg = (v, name, def, min) => {
@@ -105,10 +111,12 @@ function parseCli() {
     threads: intArg(values.threads, 'threads', os.availableParallelism(), 1),
     ctx,
     steps: intArg(values.steps, 'steps', 4, 1),
+    rounds: intArg(values.rounds, 'rounds', 1, 1),
     llamaBin: values['llama-bin'],
     json: values.json,
     skipOurs: Boolean(values['skip-ours']),
     skipLlama: Boolean(values['skip-llama']),
+    leanMemory: Boolean(values['lean-memory']),
   };
 }
 
@@ -225,10 +233,10 @@ async function llamaFinetune(bin, model, textFile, cfg, windows) {
 async function ours(model, tokens, cfg) {
   const stride = cfg.ctx / 2;
   const spec = {
-    model: model.path, threads: cfg.threads,
+    model: model.path, threads: cfg.threads, leanMemory: cfg.leanMemory,
     windows: Array.from({ length: cfg.steps + 1 }, (_, i) => Array.from(tokens.subarray(i * stride, i * stride + cfg.ctx))),
   };
-  const specFile = path.join(out, `train-bench-ours-${path.basename(model.path, '.gguf')}-c${cfg.ctx}-t${cfg.threads}.json`);
+  const specFile = path.join(out, `train-bench-ours-${path.basename(model.path, '.gguf')}-c${cfg.ctx}-t${cfg.threads}${cfg.leanMemory ? "-lean" : ""}.json`);
   fs.writeFileSync(specFile, JSON.stringify(spec));
   const args = [__filename, '--child-ours', specFile];
   const command = `node bench/train-bench.js --child-ours ${path.relative(root, specFile)}`;
@@ -254,10 +262,38 @@ async function ours(model, tokens, cfg) {
   res.stepMsMedian = median(parsed.stepMs);
   res.tokPerSec = cfg.ctx / (res.stepMsMedian / 1000);
   res.losses = parsed.losses;
+  res.weightBytes = parsed.weightBytes;
+  res.transposedBytes = parsed.transposedBytes;
   return res;
 }
 
 const mb = (kb) => (kb ? `${(kb / 1024).toFixed(0)} MB` : '–');
+
+/**
+ * row.llama / row.ours: the run with the median tokens/s (or the first error) plus every run's
+ * tokens/s; row.ratio: the median over rounds of ours / llama-finetune within the round.
+ */
+function summarize(row, runs) {
+  for (const side of ['llama', 'ours']) {
+    const ok = runs[side].filter((r) => !r.error);
+    if (runs[side].length === 0) continue;
+    if (ok.length === 0) {
+      row[side] = runs[side][0];
+      continue;
+    }
+    const sorted = [...ok].sort((a, b) => a.tokPerSec - b.tokPerSec);
+    row[side] = { ...sorted[(sorted.length - 1) >> 1], runsTokPerSec: ok.map((r) => r.tokPerSec) };
+  }
+  const n = Math.min(runs.llama.length, runs.ours.length);
+  const ratios = [];
+  for (let i = 0; i < n; i++) {
+    if (!runs.llama[i].error && !runs.ours[i].error) ratios.push(runs.ours[i].tokPerSec / runs.llama[i].tokPerSec);
+  }
+  if (ratios.length > 0) {
+    row.ratios = ratios;
+    row.ratio = median(ratios);
+  }
+}
 
 async function main() {
   if (process.argv[2] === '--child-ours') return oursChild(process.argv[3]);
@@ -278,7 +314,7 @@ async function main() {
 
   const windows = cfg.steps + 2; // warm-up + measured steps + one that only closes the last interval
   const results = {
-    threads: cfg.threads, ctx: cfg.ctx, steps: cfg.steps, lora: LORA, cpu: os.cpus()[0].model, cores: os.availableParallelism(),
+    threads: cfg.threads, ctx: cfg.ctx, steps: cfg.steps, rounds: cfg.rounds, lora: LORA, leanMemory: cfg.leanMemory, cpu: os.cpus()[0].model, cores: os.availableParallelism(),
     date: new Date().toISOString(), loadavgAtStart: os.loadavg(), models: [],
   };
   if (os.loadavg()[0] > 0.5) log(`note: 1-minute load average ${os.loadavg()[0].toFixed(2)} before the start; other work on the machine skews both sides`);
@@ -293,32 +329,44 @@ async function main() {
     fs.writeFileSync(textFile, text);
     const row = { loadavg: os.loadavg()[0], model: model.name, path: model.path, arch: info.architecture, layers: info.nLayer, embd: info.nEmbd, vocab: info.nVocab, textFile, textTokens: tokens.length };
     results.models.push(row);
-    if (!cfg.skipLlama) {
-      log('  llama-finetune…');
-      row.llama = await llamaFinetune(bin, model, textFile, cfg, windows);
-      log(row.llama.error ? `  llama-finetune: ${row.llama.error}` : `  llama-finetune: ${row.llama.tokPerSec.toFixed(1)} t/s, peak RSS ${mb(row.llama.peakRssKb)}`);
-      save();
-    }
-    if (!cfg.skipOurs) {
-      if (!haveTrainer) {
-        row.ours = { error: 'LoraTrainer is not exported by dist/index.js (the trainer API is not built yet)' };
-      } else {
+    if (!cfg.skipOurs && !haveTrainer) row.ours = { error: 'LoraTrainer is not exported by dist/index.js (the trainer API is not built yet)' };
+    const runs = { llama: [], ours: [] };
+    const sides = {
+      llama: async () => {
+        log('  llama-finetune…');
+        const r = await llamaFinetune(bin, model, textFile, cfg, windows);
+        log(r.error ? `  llama-finetune: ${r.error}` : `  llama-finetune: ${r.tokPerSec.toFixed(1)} t/s, peak RSS ${mb(r.peakRssKb)}`);
+        return r;
+      },
+      ours: async () => {
         log('  search-r3 LoRA…');
-        row.ours = await ours(model, tokens, cfg);
-        log(row.ours.error ? `  ours: ${row.ours.error}` : `  ours: ${row.ours.tokPerSec.toFixed(1)} t/s, peak RSS ${mb(row.ours.peakRssKb)}`);
+        const r = await ours(model, tokens, cfg);
+        log(r.error ? `  ours: ${r.error}` : `  ours: ${r.tokPerSec.toFixed(1)} t/s, peak RSS ${mb(r.peakRssKb)}`);
+        return r;
+      },
+    };
+    // Rounds alternate which side goes first, so that a drift in machine speed falls on both.
+    for (let round = 0; round < cfg.rounds; round++) {
+      const order = round % 2 === 0 ? ['llama', 'ours'] : ['ours', 'llama'];
+      for (const side of order) {
+        if (side === 'llama' && (cfg.skipLlama || runs.llama[0]?.error)) continue; // an abort is not retried
+        if (side === 'ours' && (cfg.skipOurs || !haveTrainer || runs.ours[0]?.error)) continue;
+        runs[side].push(await sides[side]());
+        summarize(row, runs);
+        save();
       }
-      save();
     }
   }
 
-  console.log(`\ntraining, ctx ${cfg.ctx}, ${cfg.threads} threads, median of ${cfg.steps} steps after 1 warm-up; ${os.cpus()[0].model}`);
+  console.log(`\ntraining, ctx ${cfg.ctx}, ${cfg.threads} threads, median of ${cfg.steps} steps after 1 warm-up, ${cfg.rounds} round(s) ` +
+    `(t/s: the median round; ratio: the median of the rounds' ratios); ${os.cpus()[0].model}`);
   console.log('\n| model | llama-finetune (full FT) t/s | its peak RSS | search-r3 LoRA t/s | our peak RSS | ratio | goal |\n|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results.models) {
     const l = r.llama;
     const o = r.ours;
     const lt = !l ? 'skipped' : l.error ? `aborted: ${l.error}` : l.tokPerSec.toFixed(1);
     const ot = !o ? 'skipped' : o.error ? `not measured: ${o.error}` : o.tokPerSec.toFixed(1);
-    const ratio = l?.tokPerSec && o?.tokPerSec ? `${(o.tokPerSec / l.tokPerSec).toFixed(2)}×` : '–';
+    const ratio = r.ratio ? `${r.ratio.toFixed(2)}×` : '–';
     const lm = !l ? '–' : l.error ? `${mb(l.peakRssKb)} at the abort` : mb(l.peakRssKb);
     console.log(`| ${r.model} (${r.layers}L, n_embd ${r.embd}) | ${lt} | ${lm} | ${ot} | ${o && !o.error ? mb(o.peakRssKb) : '–'} | ${ratio} | ≥ ${GOAL}× |`);
   }

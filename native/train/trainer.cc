@@ -46,6 +46,7 @@ Trainer::Trainer(const std::string & model_path, const LoraConfig & config, int 
   backend_ = ggml_backend_cpu_init();
   if (!backend_) throw NativeError("ERR_NATIVE", "could not initialise ggml's CPU backend");
   try {
+    threads_ = threads;
     ggml_backend_cpu_set_n_threads(backend_, threads);
     weights = std::make_unique<TrainWeights>(model_path, backend_, transposed);
     lora = std::make_unique<LoraParams>(*weights, config, backend_);
@@ -309,7 +310,12 @@ StepResult Trainer::Step(const OptimSpec & o) {
   const float hp[7] = {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, (float)(1.0 / (1.0 - std::pow(o.beta1, t))),
                        (float)(1.0 / (1.0 - std::pow(o.beta2, t)))};
   ggml_backend_tensor_set(lora->adamw_params, hp, 0, sizeof(hp));
+  // A small adapter's update is a few dozen tiny nodes: waking more threads for each costs more
+  // (measured 1-11 ms instead of 1 ms on stories260K's 40k parameters) than it shares.
+  const bool one_thread = lora->n_params < (1 << 20);
+  if (one_thread) ggml_backend_cpu_set_n_threads(backend_, 1);
   ggml_status status = ggml_backend_graph_compute(backend_, graph_opt_);
+  if (one_thread) ggml_backend_cpu_set_n_threads(backend_, threads_);
   if (status != GGML_STATUS_SUCCESS) throw NativeError("ERR_NATIVE", std::string("optimizer step failed: ") + ggml_status_to_string(status));
   lora->ZeroGrads();
   lora->step++;

@@ -85,6 +85,7 @@ class Trainer {
   void BuildOptimizerGraph();
 
   ggml_backend_t backend_ = nullptr;
+  int threads_ = 1;
   ggml_gallocr_t galloc_ = nullptr;
   ggml_gallocr_t galloc_opt_ = nullptr;
   ggml_context * ctx_opt_ = nullptr;

@@ -10,7 +10,8 @@ const SFT_USAGE =
   'search-r3 train sft --model M.gguf --train FILE|BEIR_DIR --out ADAPTER.gguf [--eval BEIR_DIR] [--steps N] [--batch B] ' +
   '[--accumulate K] [--lr X] [--warmup N] [--schedule cosine|linear|constant] [--lora-rank R] [--lora-alpha A] ' +
   '[--lora-targets attn_q,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature T] [--margin M] ' +
-  '[--hard-negatives N] [--max-tokens N] [--checkpoint-every N] [--eval-every N] [--seed S] [--threads N] [--resume] [--json]';
+  '[--hard-negatives N] [--max-tokens N] [--checkpoint-every N] [--eval-every N] [--seed S] [--threads N] [--lean-memory] ' +
+  '[--resume] [--json]';
 
 /** `search-r3 train <stage> …`: only stage 1 (`sft`) exists so far. */
 export async function trainCommand(argv: string[], out: Out): Promise<number> {
@@ -40,7 +41,8 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parse(argv, {
     model: s, train: s, out: s, eval: s, steps: s, batch: s, accumulate: s, lr: s, warmup: s, schedule: s, 'lora-rank': s,
     'lora-alpha': s, 'lora-targets': s, 'loss-weights': s, temperature: s, margin: s, 'hard-negatives': s, 'max-tokens': s,
-    'checkpoint-every': s, 'eval-every': s, seed: s, threads: s, resume: { type: 'boolean' }, json: { type: 'boolean' },
+    'checkpoint-every': s, 'eval-every': s, seed: s, threads: s, 'lean-memory': { type: 'boolean' }, resume: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; usage: ${SFT_USAGE}`);
   for (const flag of ['model', 'train', 'out'] as const) {
@@ -68,6 +70,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     evalEvery: intFlag(values['eval-every'], 'eval-every', 0),
     seed: intFlag(values.seed, 'seed', 0, 0xffffffff),
     threads: intFlag(values.threads, 'threads', 1, 1024),
+    leanMemory: values['lean-memory'] === true,
     resume: values.resume === true,
     progress: !values.json,
   }, {

@@ -65,6 +65,8 @@ export interface Stage1Options {
   /** Data order and LoRA initialisation seed. Default 0. */
   seed?: number;
   threads?: number;
+  /** Skip the trainer's transposed weight copies: one copy of the model's matrices less in memory, slower steps (LoraTrainerOptions.transposedWeights). Default false. */
+  leanMemory?: boolean;
   template?: EmbedTemplate;
   /** Show a progress bar on stderr. Default true. */
   progress?: boolean;
@@ -80,7 +82,7 @@ export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | '
 const KEYS = [
   'model', 'train', 'out', 'eval', 'steps', 'batch', 'accumulate', 'lr', 'warmupSteps', 'schedule', 'minLrRatio', 'weightDecay',
   'clipNorm', 'lora', 'losses', 'temperature', 'margin', 'hardNegatives', 'maxTokens', 'checkpointEvery', 'evalEvery', 'resume',
-  'seed', 'threads', 'template', 'progress',
+  'seed', 'threads', 'leanMemory', 'template', 'progress',
 ];
 
 /** Fills defaults and checks every field; errors name the field and quote the value. */
@@ -138,11 +140,13 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
   if (o.threads !== undefined) assertInteger(o.threads, 'threads', 1, 1024);
   const progress = o.progress ?? true;
   assertBoolean(progress, 'progress');
+  const leanMemory = o.leanMemory ?? false;
+  assertBoolean(leanMemory, 'leanMemory');
   return {
     model: o.model, train: o.train, out: o.out, eval: o.eval ?? null, steps, batch, accumulate, lr, warmupSteps, schedule, minLrRatio,
     weightDecay, clipNorm, lora: { rank, alpha: lora.alpha ?? 2 * rank, targets, seed: lora.seed ?? seed }, losses, temperature, margin,
-    hardNegatives, maxTokens, checkpointEvery, evalEvery, resume, seed, threads: o.threads, template: o.template ?? DEFAULT_EMBED_TEMPLATE,
-    progress,
+    hardNegatives, maxTokens, checkpointEvery, evalEvery, resume, seed, threads: o.threads, leanMemory,
+    template: o.template ?? DEFAULT_EMBED_TEMPLATE, progress,
   };
 }
 

@@ -72,7 +72,7 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
     if (tokenizer.info.embedTokenId === null) {
       throw new SearchR3Error('ERR_MODEL', `${c.model} has no ${EMBED_TOKEN_TEXT} token; add it with "search-r3 add-embed-token ${c.model} OUT.gguf"`);
     }
-    trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads });
+    trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
     let start = 0;
     let evalBefore: RetrievalScores | undefined;
     if (c.resume && existsSync(statePath)) {
