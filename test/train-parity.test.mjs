@@ -95,6 +95,7 @@ test('LoraTrainer.open rejects what it cannot train with a clear error', async (
   await assert.rejects(LoraTrainer.open(await tinyModel(), { lora: { targets: ['attn_x'] } }), { name: 'RangeError', message: /lora\.targets/ });
   await assert.rejects(LoraTrainer.open(await tinyModel(), { lora: { rank: 0 } }), { name: 'RangeError', message: /lora\.rank/ });
   await assert.rejects(LoraTrainer.open(await tinyModel(), { lr: 1 }), { message: /lr/ });
+  await assert.rejects(LoraTrainer.open(await tinyModel(), { transposedWeights: 'no' }), { name: 'TypeError', message: /transposedWeights/ });
   const trainer = track(await LoraTrainer.open(await tinyModel(), { threads: 2 }));
   await assert.rejects(trainer.forward([{ tokens: Int32Array.from([999999]) }], { hidden: true }), { name: 'RangeError', message: /token id/ });
   await assert.rejects(trainer.accumulate([{ tokens: Int32Array.from([1, 2]) }], { sft: {} }), { name: 'RangeError', message: /target token/ });

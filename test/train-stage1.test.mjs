@@ -66,6 +66,15 @@ test('search-r3 train sft: a run killed mid-way resumes to exactly the adapter o
   const summary = JSON.parse(full.stdout.trim().split('\n').at(-1)).result;
   assert.equal(summary.steps, 6);
 
+  // --lean-memory (no transposed weight copies, ggml's out_prod backward) trains the same run: the
+  // same loss at every step up to float summation order.
+  const lean = await runCli(['train', 'sft', ...common, '--lean-memory', '--out', join(dir, 'lean.gguf')]);
+  assert.equal(lean.code, 0, lean.stderr);
+  const losses = (out) => out.trim().split('\n').slice(0, -1).map((l) => JSON.parse(l).loss);
+  const [fast, slow] = [losses(full.stdout), losses(lean.stdout)];
+  assert.equal(slow.length, 6);
+  slow.forEach((l, i) => assert.ok(Math.abs(l - fast[i]) <= 1e-4 * Math.abs(fast[i]), `step ${i + 1}: loss ${l} with --lean-memory, ${fast[i]} without`));
+
   const resumed = join(dir, 'resumed.gguf');
   const killed = await runCli(['train', 'sft', ...common, '--out', resumed], { killAfterStep: 3 });
   assert.equal(killed.signal, 'SIGKILL');

@@ -48,9 +48,10 @@ ggml_tensor * BuildForward(ggml_context * ctx, GraphInputs & in, const TrainWeig
 ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
                                 const TrainBatch & batch);
 
-// After ggml_build_backward_expand: rewrites each out_prod(a, b) node into mul_mat(aᵀ, bᵀ), the
-// same values on ggml's tiled matmul kernels instead of out_prod's multiply-add loop (which is
-// 2-10× slower on CPU, worst for LoRA's rank-r shapes). aᵀ and bᵀ come from the stored transposed
+// After ggml_build_backward_expand: rewrites each out_prod(a, b) node whose inner dimension is 32 or
+// more into mul_mat(aᵀ, bᵀ), the same values on ggml's tiled matmul kernels instead of out_prod's
+// multiply-add loop (2-10× slower on CPU for such shapes; over a shorter inner dimension out_prod
+// is the faster of the two). aᵀ and bᵀ come from the stored transposed
 // copy of a frozen matrix, the source of a transpose view, or a transposing copy; a frozen matrix
 // without a stored copy keeps its out_prod. A product over the vocabulary is split into slabs. New
 // nodes are made in `ctx` and spliced into the graph before the node they feed. Returns how many
