@@ -48,7 +48,7 @@ Trainer::Trainer(const std::string & model_path, const LoraConfig & config, int 
   try {
     threads_ = threads;
     ggml_backend_cpu_set_n_threads(backend_, threads);
-    weights = std::make_unique<TrainWeights>(model_path, backend_, transposed);
+    weights = std::make_unique<TrainWeights>(model_path, backend_, transposed, threads);
     lora = std::make_unique<LoraParams>(*weights, config, backend_);
     galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
     galloc_opt_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));

@@ -6,6 +6,10 @@
 #include <ggml-alloc.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -71,10 +75,10 @@ std::string Shape(const ggml_tensor * t) {
 
 }  // namespace
 
-TrainWeights::TrainWeights(const std::string & path, ggml_backend_t backend, bool transposed) {
+TrainWeights::TrainWeights(const std::string & path, ggml_backend_t backend, bool transposed, int threads) {
   try {
     Load(path, backend);
-    if (transposed) BuildTransposed(backend);
+    if (transposed) BuildTransposed(backend, threads);
   } catch (...) {
     if (buffer_t_) ggml_backend_buffer_free(buffer_t_);
     if (ctx_t_) ggml_free(ctx_t_);
@@ -97,22 +101,30 @@ ggml_type TransposedType(ggml_type type, int64_t row) {
 }
 
 // dst = srcᵀ, converted to dst's type, a band of dst rows at a time so that the float staging
-// stays under ~64 MiB whatever the matrix size.
+// stays under ~64 MiB whatever the matrix size. Source rows are dequantized kTile at a time and
+// written out as runs of kTile contiguous floats, which keeps both sides in cache.
 void TransposeInto(const ggml_tensor * src, ggml_tensor * dst) {
+  constexpr int64_t kTile = 64;
   const int64_t n_in = src->ne[0], n_out = src->ne[1];  // dst is [n_out, n_in]
   const ggml_type_traits * traits = ggml_get_type_traits(src->type);
   const size_t src_row = ggml_row_size(src->type, n_in), dst_row = ggml_row_size(dst->type, n_out);
   const int64_t band = std::max<int64_t>(1, std::min<int64_t>(n_in, (64ll << 20) / (int64_t)(sizeof(float) * n_out)));
-  std::vector<uint8_t> raw(src_row);
-  std::vector<float> row(n_in), tmp((size_t)(band * n_out));
+  std::vector<uint8_t> raw(src_row * kTile);
+  std::vector<float> rows((size_t)(kTile * n_in)), tmp((size_t)(band * n_out));
   std::vector<uint8_t> out((size_t)band * dst_row);
   for (int64_t i0 = 0; i0 < n_in; i0 += band) {
     const int64_t nb = std::min(band, n_in - i0);
-    for (int64_t o = 0; o < n_out; o++) {
-      ggml_backend_tensor_get(src, raw.data(), (size_t)o * src_row, src_row);
-      if (src->type == GGML_TYPE_F32) std::memcpy(row.data(), raw.data(), src_row);
-      else traits->to_float(raw.data(), row.data(), n_in);
-      for (int64_t i = 0; i < nb; i++) tmp[(size_t)(i * n_out + o)] = row[(size_t)(i0 + i)];
+    for (int64_t o0 = 0; o0 < n_out; o0 += kTile) {
+      const int64_t no = std::min(kTile, n_out - o0);
+      ggml_backend_tensor_get(src, raw.data(), (size_t)o0 * src_row, (size_t)no * src_row);
+      for (int64_t o = 0; o < no; o++) {
+        if (src->type == GGML_TYPE_F32) std::memcpy(&rows[(size_t)(o * n_in)], &raw[(size_t)o * src_row], src_row);
+        else traits->to_float(&raw[(size_t)o * src_row], &rows[(size_t)(o * n_in)], n_in);
+      }
+      for (int64_t i = 0; i < nb; i++) {
+        float * d = &tmp[(size_t)(i * n_out + o0)];
+        for (int64_t o = 0; o < no; o++) d[o] = rows[(size_t)(o * n_in + i0 + i)];
+      }
     }
     ggml_quantize_chunk(dst->type, tmp.data(), out.data(), 0, nb, n_out, nullptr);
     ggml_backend_tensor_set(dst, out.data(), (size_t)i0 * dst_row, (size_t)nb * dst_row);
@@ -121,7 +133,7 @@ void TransposeInto(const ggml_tensor * src, ggml_tensor * dst) {
 
 }  // namespace
 
-void TrainWeights::BuildTransposed(ggml_backend_t backend) {
+void TrainWeights::BuildTransposed(ggml_backend_t backend, int threads) {
   std::vector<ggml_tensor *> mats;
   for (const TrainLayer & l : layers) {
     for (int m = 0; m < kModuleCount; m++) mats.push_back(TrainModuleWeight(l, m));
@@ -138,7 +150,26 @@ void TrainWeights::BuildTransposed(ggml_backend_t backend) {
   buffer_t_ = ggml_backend_alloc_ctx_tensors(ctx_t_, backend);
   if (!buffer_t_) throw NativeError("ERR_NATIVE", "out of memory allocating the transposed weights");
   transposed_bytes = ggml_backend_buffer_get_size(buffer_t_);
-  for (ggml_tensor * w : mats) TransposeInto(w, transposed_.at(w));
+  // One matrix per thread at a time, largest first so that the output head does not come last.
+  std::sort(mats.begin(), mats.end(), [](const ggml_tensor * x, const ggml_tensor * y) { return ggml_nelements(x) > ggml_nelements(y); });
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (size_t i; (i = next++) < mats.size();) {
+      try {
+        TransposeInto(mats[i], transposed_.at(mats[i]));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); t++) pool.emplace_back(work);
+  work();
+  for (std::thread & t : pool) t.join();
+  if (error) std::rethrow_exception(error);
 }
 
 void TrainWeights::Load(const std::string & path, ggml_backend_t backend) {

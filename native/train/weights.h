@@ -53,8 +53,8 @@ class TrainWeights {
  public:
   // Reads the GGUF at `path` into a buffer of `backend`. Throws NativeError (ERR_MODEL) for a
   // file that is not a supported dense decoder, naming what is missing or wrong.
-  // With `transposed`, also builds the transposed copies (see above).
-  TrainWeights(const std::string & path, ggml_backend_t backend, bool transposed);
+  // With `transposed`, also builds the transposed copies (see above) on `threads` threads.
+  TrainWeights(const std::string & path, ggml_backend_t backend, bool transposed, int threads);
   ~TrainWeights();
   TrainWeights(const TrainWeights &) = delete;
   TrainWeights & operator=(const TrainWeights &) = delete;
@@ -74,7 +74,7 @@ class TrainWeights {
 
  private:
   void Load(const std::string & path, ggml_backend_t backend);
-  void BuildTransposed(ggml_backend_t backend);
+  void BuildTransposed(ggml_backend_t backend, int threads);
   ggml_context * ctx_ = nullptr;
   ggml_backend_buffer_t buffer_ = nullptr;
   ggml_context * ctx_t_ = nullptr;
