@@ -138,7 +138,7 @@ export interface NativeTrainer {
     Promise<{ logits: Float32Array | null; hidden: Float32Array | null; logp: Float32Array | null }>;
   accumulate(batch: NativeTrainBatch, loss: NativeLossSpec):
     Promise<{ total: number; parts: Partial<Record<NativeLossPart, number>>; finite: boolean; logp: Float32Array | null; seconds: number }>;
-  step(options: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clipNorm?: number; gradScale?: number }):
+  step(options: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clipNorm?: number }):
     Promise<{ gradNorm: number; clipped: boolean; step: number }>;
   getTensors(part: NativeTensorPart): { name: string; dims: number[]; data: Float32Array }[];
   setTensors(part: NativeTensorPart, tensors: { name: string; data: Float32Array }[]): void;

@@ -100,6 +100,8 @@ test('LoraTrainer.open rejects what it cannot train with a clear error', async (
   await assert.rejects(trainer.forward([{ tokens: Int32Array.from([999999]) }], { hidden: true }), { name: 'RangeError', message: /token id/ });
   await assert.rejects(trainer.accumulate([{ tokens: Int32Array.from([1, 2]) }], { sft: {} }), { name: 'RangeError', message: /target token/ });
   await assert.rejects(trainer.step({ lr: 1e-3 }), { code: 'ERR_TRAIN', message: /accumulate/ });
+  await assert.rejects(trainer.step({ lr: 1e-3, beta2: 1 }), { name: 'RangeError', message: /number in \[0, 1\) for beta2 but received 1/ });
+  await assert.rejects(trainer.step({ lr: 1e-3, eps: 0 }), { name: 'RangeError', message: /for eps/ });
   await assert.rejects(trainer.accumulate([{ tokens: Int32Array.from([1, 2]), embedAt: 1 }, { tokens: Int32Array.from([3]) }], { infonce: { queries: [0], candidates: [1], labels: [0] } }),
     { name: 'RangeError', message: /infonce\.candidates\[0\] names sequence 1/ });
   trainer.dispose();

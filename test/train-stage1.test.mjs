@@ -71,6 +71,9 @@ test('search-r3 train sft: a run killed mid-way resumes to exactly the adapter o
   const lean = await runCli(['train', 'sft', ...common, '--lean-memory', '--out', join(dir, 'lean.gguf')]);
   assert.equal(lean.code, 0, lean.stderr);
   const losses = (out) => out.trim().split('\n').slice(0, -1).map((l) => JSON.parse(l).loss);
+  const leanResult = JSON.parse(lean.stdout.trim().split('\n').at(-1)).result;
+  assert.ok(summary.transposedBytes > 0 && summary.weightBytes > 0, 'the default run keeps transposed copies');
+  assert.equal(leanResult.transposedBytes, 0, '--lean-memory keeps none');
   const [fast, slow] = [losses(full.stdout), losses(lean.stdout)];
   assert.equal(slow.length, 6);
   slow.forEach((l, i) => assert.ok(Math.abs(l - fast[i]) <= 1e-4 * Math.abs(fast[i]), `step ${i + 1}: loss ${l} with --lean-memory, ${fast[i]} without`));
@@ -92,6 +95,10 @@ test('search-r3 train sft: a run killed mid-way resumes to exactly the adapter o
   a.tensors.forEach((t, i) => assert.deepEqual(b.tensors[i].data, t.data, `${t.name} differs after resume`));
   const log = readFileSync(`${resumed}.log.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(log.map((l) => l.step), [1, 2, 3, 4, 5, 6]);
+
+  const short = await runCli(['train', 'sft', ...common.map((x) => (x === '6' ? '3' : x)), '--out', resumed, '--resume']);
+  assert.equal(short.code, 1);
+  assert.match(short.stderr, /is at step 6, past --steps 3/);
 
   const changed = await runCli(['train', 'sft', ...common.map((x) => (x === '4' ? '3' : x)), '--out', resumed, '--resume']);
   assert.equal(changed.code, 1);
@@ -134,4 +141,15 @@ test('a NaN loss stops training with ERR_TRAIN and accumulates nothing', async (
   } finally {
     trainer.dispose();
   }
+});
+
+test('trainStage1 with hardNegatives 0 trains on in-batch negatives only (records with negatives included)', async () => {
+  const task = makeRetrievalTask({ seed: 3 });
+  assert.ok(task.train.some((r) => r.negatives.length > 0));
+  const r = await trainStage1({
+    model: await tinyModel(), train: task.train.slice(0, 8), out: join(tempDir(), 'no-hard.gguf'), steps: 2, batch: 4,
+    hardNegatives: 0, maxTokens: 64, threads: 2, progress: false,
+  });
+  assert.equal(r.steps, 2);
+  assert.ok(Number.isFinite(r.finalLoss));
 });

@@ -280,16 +280,18 @@ void Trainer::BuildOptimizerGraph() {
 
 StepResult Trainer::Step(const OptimSpec & o) {
   if (!(o.lr >= 0) || !(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1) || !(o.eps > 0) ||
-      !(o.weight_decay >= 0) || !(o.clip_norm >= 0) || !(o.grad_scale > 0)) {
-    Invalid("optimizer settings out of range (need lr >= 0, 0 <= beta < 1, eps > 0, weightDecay >= 0, clipNorm >= 0, gradScale > 0)");
+      !(o.weight_decay >= 0) || !(o.clip_norm >= 0)) {
+    Invalid("optimizer settings out of range (need lr >= 0, 0 <= beta < 1, eps > 0, weightDecay >= 0, clipNorm >= 0)");
   }
+  if (micro_batches == 0) throw NativeError("ERR_TRAIN", "step() without accumulated gradients; call accumulate() first");
+  const double scale = 1.0 / (double)micro_batches;  // the mean over micro-batches
   const std::vector<ggml_tensor *> accs = lora->Tensors(LoraPart::kGrads);
   std::vector<std::vector<float>> g(accs.size());
   double sq = 0;
   for (size_t i = 0; i < accs.size(); i++) {
     g[i] = Read(accs[i]);
     for (float & x : g[i]) {
-      x *= o.grad_scale;
+      x = (float)(x * scale);
       sq += (double)x * x;
     }
   }
@@ -316,6 +318,7 @@ StepResult Trainer::Step(const OptimSpec & o) {
   if (one_thread) ggml_backend_cpu_set_n_threads(backend_, 1);
   ggml_status status = ggml_backend_graph_compute(backend_, graph_opt_);
   if (one_thread) ggml_backend_cpu_set_n_threads(backend_, threads_);
+  if (status == GGML_STATUS_ABORTED) throw NativeError("ERR_ABORTED", "the optimizer step was aborted");
   if (status != GGML_STATUS_SUCCESS) throw NativeError("ERR_NATIVE", std::string("optimizer step failed: ") + ggml_status_to_string(status));
   lora->ZeroGrads();
   lora->step++;

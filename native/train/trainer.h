@@ -45,11 +45,10 @@ struct OptimSpec {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   float weight_decay = 0.0f;
   float clip_norm = 0.0f;   // 0: no clipping
-  float grad_scale = 1.0f;  // applied to the accumulated gradient first (1 / micro-batches)
 };
 
 struct StepResult {
-  double grad_norm = 0;  // after grad_scale, before clipping
+  double grad_norm = 0;  // of the mean over micro-batches, before clipping
   bool clipped = false;
   int64_t step = 0;
 };

@@ -257,7 +257,6 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo & info) {
   s.eps = (float)OptNumber(o, "eps", s.eps);
   s.weight_decay = (float)OptNumber(o, "weightDecay", s.weight_decay);
   s.clip_norm = (float)OptNumber(o, "clipNorm", s.clip_norm);
-  s.grad_scale = (float)OptNumber(o, "gradScale", s.grad_scale);
   Acquire(env);
   auto result = std::make_shared<StepResult>();
   Trainer * t = trainer.get();

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <cmath>
 #include <cstring>
@@ -166,7 +167,13 @@ void TrainWeights::BuildTransposed(ggml_backend_t backend, int threads) {
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); t++) pool.emplace_back(work);
+  for (int t = 1; t < std::max(1, threads); t++) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error &) {
+      break;  // no more threads to be had (a pids limit): the ones started share the work
+    }
+  }
   work();
   for (std::thread & t : pool) t.join();
   if (error) std::rethrow_exception(error);

@@ -81,6 +81,8 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
   } else {
     out.write(`adapter   ${result.adapter} (state ${result.state}, log ${result.log})\n`);
     out.write(`steps     ${result.resumedFrom} -> ${result.steps}, final loss ${result.finalLoss.toFixed(4)}, ${result.tokensPerSecond.toFixed(0)} tokens/s\n`);
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    out.write(`memory    weights ${mib(result.weightBytes)}, transposed copies ${result.transposedBytes ? mib(result.transposedBytes) : 'none (--lean-memory)'}\n`);
     if (result.evalAfter) {
       const before = result.evalBefore ? result.evalBefore.ndcg10.toFixed(4) : '-';
       out.write(`nDCG@10   ${before} -> ${result.evalAfter.ndcg10.toFixed(4)} (recall@10 ${result.evalAfter.recall10.toFixed(4)})\n`);

@@ -55,7 +55,8 @@ export function malformed(report: ReadReport, line: number, reason: string, opti
 /**
  * Yields the lines of a UTF-8 text file one at a time with 1-based line numbers, without reading
  * the whole file into memory. A trailing `\r` (CRLF files) is removed; a final line without a
- * newline is still yielded. A missing or unreadable file is a `SearchR3Error` with code `ERR_FILE`.
+ * newline is still yielded, and a byte-order mark (as some editors write) is dropped from line 1. A
+ * missing or unreadable file is a `SearchR3Error` with code `ERR_FILE`.
  *
  * @example for await (const { text, line } of readLines('qrels.txt')) console.log(line, text);
  */
@@ -76,7 +77,7 @@ export async function* readLines(file: string, what = 'file'): AsyncGenerator<{ 
   let line = 0;
   try {
     for await (const chunk of stream as AsyncIterable<string>) {
-      pending += chunk;
+      pending += line === 0 && pending.length === 0 && chunk.charCodeAt(0) === 0xfeff ? chunk.slice(1) : chunk;
       let start = 0;
       let nl: number;
       while ((nl = pending.indexOf('\n', start)) !== -1) {

@@ -66,10 +66,8 @@ export async function readPairsJsonl(path: string): Promise<PairRecord[]> {
   const records: PairRecord[] = [];
   const seen = new Map<string, number>();
   for await (const { text, line } of readLines(path, 'training pairs')) {
-    // A byte-order mark, as some editors write, would otherwise make line 1 invalid JSON.
-    const clean = line === 1 ? text.replace(/^\uFEFF/, '') : text;
-    if (clean.trim() === '') continue;
-    const r = parsePair(clean, line);
+    if (text.trim() === '') continue;
+    const r = parsePair(text, line);
     if (typeof r === 'string') throw new SearchR3Error('ERR_FORMAT', `${path}:${line}: ${r}`);
     const first = seen.get(r.id);
     if (first !== undefined) throw new SearchR3Error('ERR_FORMAT', `${path}:${line}: duplicate id ${JSON.stringify(r.id)} (first on line ${first})`);

@@ -41,6 +41,9 @@ export interface Stage1Result {
   evalBefore?: RetrievalScores;
   evalAfter?: RetrievalScores;
   tokensPerSecond: number;
+  /** Bytes the trainer held for the frozen weights and for their transposed copies (0 with leanMemory). */
+  weightBytes: number;
+  transposedBytes: number;
 }
 
 interface StateRecord {
@@ -78,6 +81,9 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
     if (c.resume && existsSync(statePath)) {
       const saved = await readTrainState<StateRecord>(statePath);
       checkFingerprint(saved.state, fingerprint, statePath);
+      if (saved.state.step > c.steps) {
+        throw new SearchR3Error('ERR_TRAIN', `--resume: ${statePath} is at step ${saved.state.step}, past --steps ${c.steps}; give --steps ${saved.state.step} or more`);
+      }
       trainer.restore({ ...saved.tensors, step: saved.state.step });
       start = saved.state.step;
       evalBefore = saved.state.evalBefore;
@@ -131,11 +137,12 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
         if (split && c.evalEvery > 0 && s.step % c.evalEvery === 0 && s.step < c.steps) {
           log.eval = await evaluateRetrieval(trainer, tokenizer, c.template, split, { maxTokens: c.maxTokens, signal: hooks.signal });
         }
-        if (s.step % c.checkpointEvery === 0 || s.step === c.steps) {
-          await checkpoint(s.step);
-          log.checkpoint = true;
-        }
+        // The log line goes first: a kill before the checkpoint resumes from the step before,
+        // and resuming drops log lines past the restored step.
+        const due = s.step % c.checkpointEvery === 0 || s.step === c.steps;
+        if (due) log.checkpoint = true;
         await appendLog(logPath, log);
+        if (due) await checkpoint(s.step);
         hooks.onStep?.(log);
         progress.tick(1, { loss: loss.toFixed(4), gnorm: s.gradNorm.toFixed(3), 'tok/s': log.tokensPerSecond.toFixed(0) });
         last = log;
@@ -143,11 +150,11 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
     } finally {
       progress.stop();
     }
-    if (lastCheckpoint !== c.steps) await checkpoint(c.steps);
     const evalAfter = split ? await evaluateRetrieval(trainer, tokenizer, c.template, split, { maxTokens: c.maxTokens, signal: hooks.signal }) : undefined;
     return {
       adapter: c.out, state: statePath, log: logPath, steps: c.steps, resumedFrom: start, finalLoss: last?.loss ?? NaN,
       evalBefore, evalAfter, tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+      weightBytes: trainer.info.weightBytes, transposedBytes: trainer.info.transposedBytes,
     };
   } finally {
     trainer?.dispose();
@@ -182,8 +189,9 @@ class BatchSource {
     const sequences: TrainSequence[] = [...pairs.map((p) => withTargets(p.query)), ...pairs.map((p) => withTargets(p.positive))];
     const firstNegative: number[] = [];
     for (const p of pairs) {
-      firstNegative.push(p.negatives.length > 0 ? sequences.length : -1);
-      for (const neg of p.negatives.slice(0, this.c.hardNegatives)) sequences.push({ tokens: neg, embedAt: neg.length - 1 });
+      const hard = p.negatives.slice(0, this.c.hardNegatives);
+      firstNegative.push(hard.length > 0 ? sequences.length : -1);
+      for (const neg of hard) sequences.push({ tokens: neg, embedAt: neg.length - 1 });
     }
     const queries = pairs.map((_, i) => i);
     const candidates = sequences.map((_, i) => i).slice(B);

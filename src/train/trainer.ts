@@ -70,8 +70,10 @@ export interface AccumulateResult {
 export interface StepOptions {
   /** Learning rate of this step (see lrAt in ./schedule for warm-up and decay). */
   lr: number;
+  /** AdamW's moment decay rates, 0 ≤ β < 1. Defaults 0.9 and 0.999. */
   beta1?: number;
   beta2?: number;
+  /** AdamW's denominator epsilon, > 0. Default 1e-8. */
   eps?: number;
   /** Decoupled weight decay (AdamW). Default 0. */
   weightDecay?: number;
@@ -207,10 +209,17 @@ export class LoraTrainer {
   /** Averages the accumulated gradients over the micro-batches, clips, applies AdamW, and clears them. */
   async step(options: StepOptions): Promise<StepResult> {
     checkKeys(options, ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'clipNorm'], 'options');
-    assertNumber(options.lr, 'lr', 0, 10);
-    const micro = this.#n.info().microBatches;
-    if (micro === 0) throw new SearchR3Error('ERR_TRAIN', 'step() without accumulated gradients; call accumulate() first');
-    return this.#run(undefined, () => this.#n.step({ clipNorm: 1, ...options, gradScale: 1 / micro }));
+    const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, clipNorm = 1 } = options;
+    assertNumber(lr, 'lr', 0, 10);
+    for (const [name, beta] of [['beta1', beta1], ['beta2', beta2]] as const) {
+      assertNumber(beta, name, 0, 1);
+      if (beta === 1) throw new RangeError(expected('a number in [0, 1)', name, beta));
+    }
+    assertNumber(eps, 'eps', 0, 1);
+    if (eps === 0) throw new RangeError(expected('a positive number', 'eps', eps));
+    assertNumber(weightDecay, 'weightDecay', 0, 1e6);
+    assertNumber(clipNorm, 'clipNorm', 0, 1e12);
+    return this.#run(undefined, () => this.#n.step({ lr, beta1, beta2, eps, weightDecay, clipNorm }));
   }
 
   /** Drops accumulated gradients without stepping. */
