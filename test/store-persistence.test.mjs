@@ -58,6 +58,15 @@ describe('VectorStore persistence', () => {
     assert.deepEqual(snapshot(await VectorStore.load(dir)), snapshot(store));
   });
 
+  it('a save leaves files it did not write alone, even ones named like parts', async () => {
+    const dir = join(root, 'shared-dir');
+    await filled(10, 8).save(dir);
+    writeFileSync(join(dir, 'weights.1.bin'), 'the user\'s own file');
+    await filled(10, 8, 2).save(dir);
+    assert.deepEqual(readdirSync(dir).sort(), ['manifest.json', 'records.2.bin', 'vectors.2.bin', 'weights.1.bin']);
+    assert.equal(readFileSync(join(dir, 'weights.1.bin'), 'utf8'), 'the user\'s own file');
+  });
+
   it('an empty store round-trips', async () => {
     const dir = join(root, 'empty');
     await new VectorStore({ dim: 5 }).save(dir);

@@ -120,13 +120,18 @@ export async function saveDirectory(dir: string, kind: string, meta: unknown, pa
   fsyncPath(dir, 'r');
   const body: ManifestBody = { format: FORMAT, formatVersion: FORMAT_VERSION, kind, generation, savedAt: new Date().toISOString(), meta, parts: entries };
   await writeFileAtomic(join(dir, MANIFEST), `${JSON.stringify({ ...body, sha256: bodyDigest(body) }, null, 1)}\n`);
-  await removeUnreferenced(dir, new Set(Object.values(entries).map((e) => e.file)));
+  await removeUnreferenced(dir, entries);
 }
 
-// Deletes part files of older generations and temporaries left by interrupted saves.
-async function removeUnreferenced(dir: string, keep: Set<string>): Promise<void> {
+// Deletes older generations of this save's parts (`<part>.<generation>.bin`, for the part names it
+// just wrote) and temporaries left by interrupted saves; any other file in the directory, such as a
+// user's own `weights.1.bin`, is left alone.
+async function removeUnreferenced(dir: string, entries: Record<string, { file: string }>): Promise<void> {
+  const keep = new Set(Object.values(entries).map((e) => e.file));
+  const parts = new Set(Object.keys(entries));
   for (const name of await readdir(dir)) {
-    const ours = /^[a-z][a-z0-9-]*\.\d+\.bin$/.test(name) || /^\.manifest\.json\..*\.tmp$/.test(name);
+    const m = /^([a-z][a-z0-9-]*)\.\d+\.bin$/.exec(name);
+    const ours = (m !== null && parts.has(m[1]!)) || /^\.manifest\.json\..*\.tmp$/.test(name);
     if (ours && !keep.has(name)) await rm(join(dir, name), { force: true });
   }
 }
