@@ -92,4 +92,19 @@ describe('HnswStore', () => {
     writeFileSync(graph, bytes);
     await assert.rejects(HnswStore.load(dir), { code: 'ERR_STORE', message: `Store file ${graph} fails its SHA-256 checksum (corrupt)` });
   });
+
+  it('writes while a save is running are refused with ERR_BUSY, and the save holds the store as it was', async () => {
+    const vectors = dataset(100, 16, 21);
+    const { ann } = build(vectors);
+    const dir = join(root, 'busy');
+    const saving = ann.save(dir);
+    assert.throws(() => ann.add('late', vectors[0], 1), { code: 'ERR_BUSY' });
+    assert.throws(() => ann.delete('d0'), { code: 'ERR_BUSY' });
+    await saving;
+    ann.add('late', vectors[0], 1);
+    const loaded = await HnswStore.load(dir);
+    assert.equal(loaded.size, 100);
+    assert.equal(loaded.get('late'), undefined);
+  });
 });
+

@@ -6,7 +6,7 @@ import { loadDirectory, saveDirectory } from './persistence.js';
 import type { SearchHit, SearchOptions, StalenessBucket, StoredVector, VectorIndex, VectorInput } from './types.js';
 import { normalize } from './vector-math.js';
 import { assertPositiveInteger } from './checks.js';
-import { restoreStore, snapshotStore, VectorStore } from './vector-store.js';
+import { restoreStore, saveWithSnapshot, VectorStore } from './vector-store.js';
 
 /** Options of {@link HnswStore}; the graph parameters are hnswlib's, with its defaults. */
 export interface HnswStoreOptions {
@@ -166,13 +166,16 @@ export class HnswStore implements VectorIndex {
   /** Saves records and graph under one manifest, atomically. */
   async save(dir: string): Promise<void> {
     assertString(dir, 'dir', { nonEmpty: true });
-    const { meta, parts } = snapshotStore(this.#records);
-    const labels: LabelsFile = { idOfLabel: this.#idOfLabel, free: this.#free };
-    await saveDirectory(dir, KIND, { ...meta, efSearch: this.#efSearch }, [
-      ...parts,
-      { name: 'labels', chunks: [Buffer.from(JSON.stringify(labels))] },
-      { name: 'graph', writeTo: async (file) => { await this.#graph.writeIndex(file); } },
-    ]);
+    // Writes go through the records store first, so holding it busy also keeps the labels and the
+    // graph still while they are written.
+    await saveWithSnapshot(this.#records, async ({ meta, parts }) => {
+      const labels: LabelsFile = { idOfLabel: this.#idOfLabel, free: this.#free };
+      await saveDirectory(dir, KIND, { ...meta, efSearch: this.#efSearch }, [
+        ...parts,
+        { name: 'labels', chunks: [Buffer.from(JSON.stringify(labels))] },
+        { name: 'graph', writeTo: async (file) => { await this.#graph.writeIndex(file); } },
+      ]);
+    });
   }
 
   /** Loads a store written by {@link HnswStore.save}; a corrupt or missing file is ERR_STORE naming it. */

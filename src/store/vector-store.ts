@@ -34,9 +34,14 @@ const ASYNC_MIN_FLOATS = 1 << 18;
 const MAX_VERSION = Number.MAX_SAFE_INTEGER;
 const STORE_KIND = 'exact-vector-store';
 
-/** @internal The parts and metadata of a store, for a backend that saves it alongside its own files. */
-export let snapshotStore: (store: VectorStore) => { meta: { dim: number; size: number }; parts: PartSource[] };
-/** @internal Rebuilds a store from a verified directory written with {@link snapshotStore}'s parts. */
+type StoreSnapshot = { meta: { dim: number; size: number }; parts: PartSource[] };
+/**
+ * @internal Runs `save` with the parts and metadata of a store, for a backend that saves it
+ * alongside its own files; the store refuses writes (ERR_BUSY) until `save` settles, since the
+ * vectors part is a view of its memory.
+ */
+export let saveWithSnapshot: (store: VectorStore, save: (snapshot: StoreSnapshot) => Promise<void>) => Promise<void>;
+/** @internal Rebuilds a store from a verified directory written with {@link saveWithSnapshot}'s parts. */
 export let restoreStore: (dir: string, loaded: LoadedDirectory, options: VectorStoreLoadOptions) => Promise<VectorStore>;
 
 interface RecordsFile {
@@ -259,10 +264,13 @@ export class VectorStore implements VectorIndex {
    */
   async save(dir: string): Promise<void> {
     assertString(dir, 'dir', { nonEmpty: true });
+    await this.#saveWithSnapshot(({ meta, parts }) => saveDirectory(dir, STORE_KIND, meta, parts));
+  }
+
+  async #saveWithSnapshot(save: (snapshot: StoreSnapshot) => Promise<void>): Promise<void> {
     this.#running++;
     try {
-      const { meta, parts } = this.#snapshot();
-      await saveDirectory(dir, STORE_KIND, meta, parts);
+      await save(this.#snapshot());
     } finally {
       this.#running--;
     }
@@ -296,11 +304,11 @@ export class VectorStore implements VectorIndex {
   // Friends for HnswStore, which saves its vectors in the same directory as its graph so that one
   // manifest covers both; kept off the public class surface.
   static {
-    snapshotStore = (store) => store.#snapshot();
+    saveWithSnapshot = (store, save) => store.#saveWithSnapshot(save);
     restoreStore = (dir, loaded, options) => VectorStore.#fromDirectory(dir, loaded, options);
   }
 
-  #snapshot(): { meta: { dim: number; size: number }; parts: PartSource[] } {
+  #snapshot(): StoreSnapshot {
     const n = this.#size;
     const records: RecordsFile = { ids: this.#ids.slice(0, n), versions: Array.from(this.#versions.subarray(0, n)), updatedAt: Array.from(this.#times.subarray(0, n)) };
     // A view, not a copy: writes are refused (ERR_BUSY) until the save has finished with it.
