@@ -282,7 +282,7 @@ function summarize(row, runs) {
       continue;
     }
     const sorted = [...ok].sort((a, b) => a.tokPerSec - b.tokPerSec);
-    row[side] = { ...sorted[(sorted.length - 1) >> 1], runsTokPerSec: ok.map((r) => r.tokPerSec) };
+    row[side] = { ...sorted[Math.floor(sorted.length / 2)], runsTokPerSec: ok.map((r) => r.tokPerSec) }; // median()'s pick
   }
   const n = Math.min(runs.llama.length, runs.ours.length);
   const ratios = [];
