@@ -120,6 +120,28 @@ struct SessionArgs {
 
 }  // namespace
 
+void CpuThreadPools::Attach(llama_context * ctx, int32_t threads, int32_t threads_batch) {
+  ggml_threadpool_params params = ggml_threadpool_params_default(threads);
+  gen = ggml_threadpool_new(&params);
+  if (threads_batch == threads) {
+    batch = gen;
+  } else if (gen) {
+    params = ggml_threadpool_params_default(threads_batch);
+    batch = ggml_threadpool_new(&params);
+  }
+  if (!gen || !batch) {
+    Free();
+    throw NativeError("ERR_NATIVE", "ggml could not start its CPU thread pool (" + std::to_string(threads) + " threads)");
+  }
+  llama_attach_threadpool(ctx, gen, batch);
+}
+
+void CpuThreadPools::Free() {
+  if (batch && batch != gen) ggml_threadpool_free(batch);
+  if (gen) ggml_threadpool_free(gen);
+  gen = batch = nullptr;
+}
+
 class CreateSessionWorker : public PromiseWorker {
  public:
   CreateSessionWorker(Napi::Env env, Napi::Object model, SessionArgs args)
@@ -161,6 +183,7 @@ class CreateSessionWorker : public PromiseWorker {
       std::string why = RecentLlamaErrors();
       throw NativeError("ERR_NATIVE", "llama.cpp could not create a context" + (why.empty() ? "" : ": " + why));
     }
+    pools_.Attach(ctx_, p.n_threads, p.n_threads_batch);
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object obj = GetAddonData(env)->session_ctor.New({});
@@ -168,13 +191,16 @@ class CreateSessionWorker : public PromiseWorker {
     s->ctx = ctx_;
     s->owner = model_;
     s->model_ref = Napi::Persistent(model_ref_.Value());
+    s->pools = pools_;
     llama_set_abort_callback(ctx_, AbortCallback, &s->gate.abort_flag);
     ctx_ = nullptr;
+    pools_ = {};
     handed_over_ = true;
     return obj;
   }
   ~CreateSessionWorker() override {
     if (ctx_) llama_free(ctx_);
+    pools_.Free();
     if (!handed_over_) model_->users--;
   }
 
@@ -183,6 +209,7 @@ class CreateSessionWorker : public PromiseWorker {
   Napi::ObjectReference model_ref_;
   SessionArgs args_;
   llama_context * ctx_ = nullptr;
+  CpuThreadPools pools_;
   bool handed_over_ = false;
 };
 
@@ -232,6 +259,7 @@ void SessionWrap::Free() {
   lora_refs_.clear();
   if (ctx) {
     llama_free(ctx);
+    pools.Free();  // after the context that computed on them
     ctx = nullptr;
     owner->users--;
     model_ref.Reset();

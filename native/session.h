@@ -3,6 +3,7 @@
 #pragma once
 
 #include <napi.h>
+#include <ggml-cpu.h>
 #include <llama.h>
 
 #include "common.h"
@@ -13,6 +14,18 @@
 namespace sr3 {
 
 class ModelWrap;
+
+// The ggml CPU thread pools a context computes on, kept for the context's lifetime, as llama.cpp's
+// own tools keep theirs: a context without them starts and joins its worker threads on every
+// llama_decode, which costs single-sequence generation several percent (one decode per token).
+struct CpuThreadPools {
+  ggml_threadpool * gen = nullptr;    // single-token decodes (n_threads)
+  ggml_threadpool * batch = nullptr;  // multi-token decodes (n_threads_batch); == gen when equal
+  // Creates the pools and attaches them to ctx; throws NativeError if ggml cannot.
+  void Attach(llama_context * ctx, int32_t threads, int32_t threads_batch);
+  // Call after llama_free (or llama_detach_threadpool) of the context they were attached to.
+  void Free();
+};
 
 class LoraWrap : public Napi::ObjectWrap<LoraWrap> {
  public:
@@ -44,6 +57,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   llama_context * ctx = nullptr;
   ModelWrap * owner = nullptr;
   Napi::ObjectReference model_ref;
+  CpuThreadPools pools;
   OperationGate gate;
 
   // Marks the session busy or throws ERR_BUSY / ERR_DISPOSED.

@@ -1,6 +1,7 @@
 // Session: batched decode, sampling, log-probs, prefix sharing, hidden-state capture, LoRA.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lib, maxAbsDiff, tempDir, tinyModel, writeRandomLora } from './helpers/models.mjs';
 import { track } from './helpers/models.mjs';
@@ -192,4 +193,30 @@ test('a context too small for two tokens per sequence, and a vocab-only model, c
   await assert.rejects(model.createSession({ sequences: 32, contextSize: 16 }), { code: 'ERR_CONTEXT', message: /contextSize 16 is too small for 32 sequences; use at least 64/ });
   const vocab = track(await Model.load(await tinyModel(), { vocabOnly: true }));
   await assert.rejects(vocab.createSession(), { code: 'ERR_MODEL', message: /vocabOnly/ });
+});
+
+test('sessions compute on their own thread pools: separate prompt and generation pools agree, disposal frees them', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const prompt = 'four score and seven years ago our fathers';
+  const one = track(await model.createSession({ threads: 1 }));
+  const [ref] = await one.generate(prompt, { maxTokens: 8, logprobs: true });
+  // threads != threadsBatch: prompt chunks run on a 2-thread pool, single tokens on a 1-thread pool.
+  const split = track(await model.createSession({ threads: 1, threadsBatch: 2 }));
+  assert.equal(split.info.threads, 1);
+  assert.equal(split.info.threadsBatch, 2);
+  for (let round = 0; round < 2; round++) {
+    const [g] = await split.generate(prompt, { maxTokens: 8, logprobs: true });
+    assert.deepEqual(g.tokens, ref.tokens);
+    assert.ok(maxAbsDiff(g.logprobs, ref.logprobs) < 1e-4);
+  }
+  // Many sessions created and disposed in turn: each one's pools are joined on dispose.
+  const threadCount = () => (existsSync('/proc/self/status') ? Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]) : 0);
+  const before = threadCount();
+  for (let i = 0; i < 20; i++) {
+    const s = await model.createSession({ threads: 2, threadsBatch: 1 });
+    const [g] = await s.generate(prompt, { maxTokens: 2 });
+    assert.deepEqual(g.tokens, ref.tokens.slice(0, 2));
+    s.dispose();
+  }
+  assert.ok(threadCount() <= before + 2, `threads ${before} -> ${threadCount()} after 20 sessions`);
 });
