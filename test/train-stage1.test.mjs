@@ -103,6 +103,17 @@ test('search-r3 train sft: a run killed mid-way resumes to exactly the adapter o
   const changed = await runCli(['train', 'sft', ...common.map((x) => (x === '4' ? '3' : x)), '--out', resumed, '--resume']);
   assert.equal(changed.code, 1);
   assert.match(changed.stderr, /cannot resume from .*resumed\.gguf\.state: settings differ \(batch: saved 4, now 3\)/);
+
+  // The same records in another order, or another model of the same shapes, are not the run that was killed.
+  const otherPairs = join(dir, 'reversed.jsonl');
+  writeFileSync(otherPairs, readFileSync(pairs, 'utf8').split('\n').reverse().join('\n'));
+  const otherData = await runCli(['train', 'sft', ...common.map((x) => (x === pairs ? otherPairs : x)), '--out', resumed, '--resume']);
+  assert.equal(otherData.code, 1);
+  assert.match(otherData.stderr, /settings differ \(data: saved "[0-9a-f]{16}", now "[0-9a-f]{16}"\)/);
+  const otherModel = await tinyModel({ seed: 8 });
+  const otherWeights = await runCli(['train', 'sft', ...common.map((x) => (x === model ? otherModel : x)), '--out', resumed, '--resume']);
+  assert.equal(otherWeights.code, 1);
+  assert.match(otherWeights.stderr, /settings differ \(model: saved "\d+ bytes, sha256 of ends [0-9a-f]{16}", now/);
 });
 
 test('search-r3 train sft: bad input is a one-line error naming the problem', async () => {

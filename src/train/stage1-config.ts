@@ -151,12 +151,13 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
 }
 
 /**
- * The settings a resumed run must share with the run that wrote the state; anything else (steps,
- * eval, progress) may change between the two.
+ * What a resumed run must share with the run that wrote the state: the model and the training
+ * records (`identity`, see trainStage1) and the settings; anything else (steps, eval, progress) may
+ * change between the two.
  */
-export function resumeFingerprint(c: ResolvedStage1, trainSize: number): Record<string, unknown> {
+export function resumeFingerprint(c: ResolvedStage1, identity: { model: string; data: string; trainSize: number }): Record<string, unknown> {
   return {
-    trainSize, batch: c.batch, accumulate: c.accumulate, lr: c.lr, warmupSteps: c.warmupSteps, schedule: c.schedule,
+    model: identity.model, data: identity.data, trainSize: identity.trainSize, template: c.template, batch: c.batch, accumulate: c.accumulate, lr: c.lr, warmupSteps: c.warmupSteps, schedule: c.schedule,
     minLrRatio: c.minLrRatio, weightDecay: c.weightDecay, clipNorm: c.clipNorm, lora: c.lora, losses: c.losses,
     temperature: c.temperature, margin: c.margin, hardNegatives: c.hardNegatives, maxTokens: c.maxTokens, seed: c.seed,
   };

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, open, readFile } from 'node:fs/promises';
 import { EMBED_TOKEN_TEXT, Model } from '../engine/model';
 import { readBeirCorpus, readBeirQrels, readBeirQueries } from '../eval/beir';
 import { WeightRandom } from '../gguf/random';
@@ -67,7 +68,7 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
   const split = c.eval === null ? null : typeof c.eval === 'string' ? await readEvalSplit(c.eval) : c.eval;
   const statePath = `${c.out}.state`;
   const logPath = `${c.out}.log.jsonl`;
-  const fingerprint = resumeFingerprint(c, records.length);
+  const fingerprint = resumeFingerprint(c, { model: await modelIdentity(c.model), data: recordsDigest(records), trainSize: records.length });
 
   const tokenizer = await Model.load(c.model, { vocabOnly: true });
   let trainer: LoraTrainer | null = null;
@@ -237,6 +238,35 @@ async function readEvalSplit(dir: string): Promise<RetrievalSplit> {
   const queries = [];
   for await (const q of readBeirQueries(dir)) queries.push(q);
   return { corpus, queries, qrels: (await readBeirQrels(dir, 'test')).qrels };
+}
+
+/**
+ * A quick identity of a model file for resume checks: its size and a digest of its first and last
+ * MiB (the GGUF header with every tensor's name, type and offset, and the end of the tensor data),
+ * so a resumed run notices a different model without reading gigabytes.
+ */
+async function modelIdentity(path: string): Promise<string> {
+  const CHUNK = 1 << 20;
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const hash = createHash('sha256');
+    for (const at of size > 2 * CHUNK ? [0, size - CHUNK] : [0]) {
+      const buf = Buffer.alloc(Math.min(size, size > 2 * CHUNK ? CHUNK : size));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    return `${size} bytes, sha256 of ends ${hash.digest('hex').slice(0, 16)}`;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A digest of the training records, in order (a resumed run must see the same data). */
+function recordsDigest(records: readonly PairRecord[]): string {
+  const hash = createHash('sha256');
+  for (const r of records) hash.update(JSON.stringify([r.query, r.positive, r.negatives])).update('\n');
+  return hash.digest('hex').slice(0, 16);
 }
 
 function checkFingerprint(saved: StateRecord, now: Record<string, unknown>, path: string): void {
