@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,6 +77,12 @@ test('main: a missing dataset, model or output directory exits 1 naming the file
   r = await bench(['--retrievers', 'direct', '--model', join(missing, 'x.gguf'), '--limit-queries', '1']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /model file .*x\.gguf does not exist/);
+  // A --runs path with a file in the way fails before any retrieval, with one line naming it.
+  const file = join(tempDir(), 'a-file');
+  writeFileSync(file, 'x');
+  r = await bench(['--retrievers', 'bm25', '--runs', join(file, 'runs')]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `search-r3-bench: cannot create the runs directory ${join(file, 'runs')}: a file is in the way\n`);
 });
 
 test('fitText cuts a document to the token budget and leaves short texts alone', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeRun, type Run } from '../eval/trec';
 import { Embedder } from '../engine/embedder';
 import { Model } from '../engine/model';
+import { SearchR3Error } from '../util/errors';
 import { startProgress } from '../util/progress';
 import { openBeirDataset, syntheticBenchDataset, type BenchDataset } from './dataset';
 import { DEMO_MODEL, ensureDemoModel } from './demo';
@@ -107,6 +108,12 @@ async function measure(retriever: Retriever, dataset: BenchDataset, o: ResolvedB
  */
 export async function runBench(options: BenchOptions = {}): Promise<BenchReport> {
   const o = resolveBenchOptions(options);
+  // The run files are written last; their directory is made first, so a bad --runs fails in seconds.
+  if (o.runsDir !== undefined) {
+    await mkdir(o.runsDir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      throw new SearchR3Error('ERR_FILE', `cannot create the runs directory ${o.runsDir}: ${e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'a file is in the way' : e.message}`);
+    });
+  }
   const startedAt = new Date();
   const wall = process.hrtime.bigint();
   const progress: ProgressFactory = (label, total, unit) => startProgress(label, total, { unit, silent: !o.progress });
@@ -135,7 +142,6 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       runs.push(run);
     }
     if (o.runsDir !== undefined) {
-      await mkdir(o.runsDir, { recursive: true });
       for (const run of runs) await writeRun(join(o.runsDir, `${run.runid}.run`), run);
     }
     const notes: string[] = [];
