@@ -58,11 +58,15 @@ test('LoraTrainer forward pads sequences of different lengths without changing a
   const path = await tinyModel();
   const trainer = track(await LoraTrainer.open(path, { threads: 2 }));
   const a = Int32Array.from([151644, 872, 198, 9707, 1879, 11, 1246]);
-  const b = Int32Array.from([151644, 872, 198]);
-  const alone = await trainer.forward([{ tokens: b, embedAt: 2 }], { hidden: true });
-  const together = await trainer.forward([{ tokens: a, embedAt: 6 }, { tokens: b, embedAt: 2 }], { hidden: true });
-  assert.ok(maxAbsDiff(alone.hidden[0], together.hidden[1]) < 1e-5);
+  // Not a prefix of a: a batch that fed row 0's tokens to row 1 would not pass for b.
+  const b = Int32Array.from([151644, 3838, 5000, 1879]);
+  const aloneA = await trainer.forward([{ tokens: a, embedAt: 6 }], { hidden: true });
+  const aloneB = await trainer.forward([{ tokens: b, embedAt: 3 }], { hidden: true });
+  const together = await trainer.forward([{ tokens: a, embedAt: 6 }, { tokens: b, embedAt: 3 }], { hidden: true });
   assert.equal(together.hidden.length, 2);
+  assert.ok(maxAbsDiff(aloneA.hidden[0], together.hidden[0]) < 1e-5);
+  assert.ok(maxAbsDiff(aloneB.hidden[0], together.hidden[1]) < 1e-5);
+  assert.ok(maxAbsDiff(aloneA.hidden[0], aloneB.hidden[0]) > 1e-2, 'the two sequences have different hidden states');
 });
 
 test('an adapter saved by the trainer gives the same logits in an inference session as in the training graph', async () => {
