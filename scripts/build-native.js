@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds build/Release/search_r3.node with cmake-js.
-//   SEARCH_R3_CUDA=1                  also build llama.cpp's CUDA backend (needs nvcc)
+//   SEARCH_R3_CUDA=1                  also build llama.cpp's CUDA backend (needs nvcc and cuBLAS;
+//                                     CUDACXX=/path/to/nvcc when nvcc is not on PATH, as for CMake)
 //   SEARCH_R3_CUDA_ARCHITECTURES=90   CUDA architectures (CMAKE_CUDA_ARCHITECTURES), default llama.cpp's list
 //   SEARCH_R3_JOBS=N                  parallel compile jobs (default: number of CPUs)
 //   SEARCH_R3_BUILD_TYPE=Debug        build type (default Release)
@@ -21,6 +22,25 @@ if (truthy(env.SEARCH_R3_CUDA)) defs.SEARCH_R3_CUDA = 'ON';
 if (env.SEARCH_R3_CUDA_ARCHITECTURES) defs.CMAKE_CUDA_ARCHITECTURES = env.SEARCH_R3_CUDA_ARCHITECTURES;
 if (env.SEARCH_R3_BUILD_TYPE === 'Debug') args.push('--debug');
 for (const [k, v] of Object.entries(defs)) args.push(`--CD${k}=${v}`);
+
+// ggml-cuda includes cublas_v2.h; a toolkit without cuBLAS's development files (some slim CUDA
+// images) otherwise fails deep inside CMake. nvcc preprocessing one include says it in a second.
+function checkCudaToolkit() {
+  const nvcc = env.CUDACXX || 'nvcc';
+  const probe = spawnSync(nvcc, ['-E', '-x', 'cu', '-', '-o', os.devNull], { input: '#include <cublas_v2.h>\n', encoding: 'utf8' });
+  if (probe.error) {
+    console.error(`search-r3: SEARCH_R3_CUDA=1 needs nvcc, but ${nvcc} could not be run (${probe.error.code}); ` +
+      'put the CUDA toolkit\'s bin directory on PATH or set CUDACXX=/path/to/nvcc.');
+    process.exit(1);
+  }
+  if (probe.status !== 0) {
+    console.error(`search-r3: SEARCH_R3_CUDA=1 needs cuBLAS, but ${nvcc} cannot find cublas_v2.h. Install the toolkit's ` +
+      'cuBLAS development files (NVIDIA\'s libcublas-dev-<version> package, or Debian\'s nvidia-cuda-dev), or put their ' +
+      'include directory on CPATH and their library directory on CMAKE_LIBRARY_PATH.');
+    process.exit(1);
+  }
+}
+if (truthy(env.SEARCH_R3_CUDA)) checkCudaToolkit();
 
 console.log(`search-r3: building the native addon (${truthy(env.SEARCH_R3_CUDA) ? 'CPU + CUDA' : 'CPU'}, ${jobs} jobs)`);
 const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });

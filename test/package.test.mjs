@@ -75,3 +75,20 @@ test('search-r3 reports bad input in one line with a non-zero exit code', async 
   assert.equal(r.code, 1);
   assert.match(r.err, /bad\.jsonl:2: expected an object with a string "text"/);
 });
+
+test('SEARCH_R3_CUDA=1 without a usable nvcc or cuBLAS fails in one line before CMake runs', { skip: process.platform === 'win32' ? 'the fake nvcc is a shell script' : false }, () => {
+  const build = (cudacxx) => spawnSync(process.execPath, [join(root, 'scripts', 'build-native.js')], {
+    encoding: 'utf8', env: { ...process.env, SEARCH_R3_CUDA: '1', CUDACXX: cudacxx },
+  });
+  const missing = join(tempDir(), 'no-nvcc');
+  let r = build(missing);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `search-r3: SEARCH_R3_CUDA=1 needs nvcc, but ${missing} could not be run (ENOENT); put the CUDA toolkit's bin directory on PATH or set CUDACXX=/path/to/nvcc.\n`);
+  // An "nvcc" whose include path has no cublas_v2.h, as a toolkit without cuBLAS's development files.
+  const fake = join(tempDir(), 'nvcc');
+  writeFileSync(fake, '#!/bin/sh\necho "fatal error: cublas_v2.h: No such file or directory" >&2\nexit 1\n', { mode: 0o755 });
+  r = build(fake);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^search-r3: SEARCH_R3_CUDA=1 needs cuBLAS, but .*nvcc cannot find cublas_v2\.h\. Install/);
+  assert.equal(r.stdout, '', 'cmake-js never started');
+});
