@@ -108,6 +108,10 @@ test('LoraTrainer.open rejects what it cannot train with a clear error', async (
   await assert.rejects(trainer.step({ lr: 1e-3, eps: 0 }), { name: 'RangeError', message: /for eps/ });
   await assert.rejects(trainer.accumulate([{ tokens: Int32Array.from([1, 2]), embedAt: 1 }, { tokens: Int32Array.from([3]) }], { infonce: { queries: [0], candidates: [1], labels: [0] } }),
     { name: 'RangeError', message: /infonce\.candidates\[0\] names sequence 1/ });
+  // The flattened similarity matrix is indexed with int32: 46341^2 entries would overflow it.
+  const many = new Array(46341).fill(0);
+  await assert.rejects(trainer.accumulate([{ tokens: Int32Array.from([1, 2]), embedAt: 1 }], { infonce: { queries: many, candidates: many, labels: many } }),
+    { name: 'RangeError', message: 'Expected infonce.queries x infonce.candidates below 2^31 but received 46341 x 46341' });
   trainer.dispose();
   assert.throws(() => trainer.info, { code: 'ERR_DISPOSED' });
 });

@@ -3,6 +3,7 @@
 #include "addon_data.h"
 #include "common.h"
 
+#include <cstdint>
 #include <functional>
 #include <thread>
 
@@ -96,6 +97,11 @@ LossSpec ReadLoss(const Napi::Value & v) {
     s.nce_q = GetInt32Array(p.Get("queries"), "infonce.queries");
     s.nce_c = GetInt32Array(p.Get("candidates"), "infonce.candidates");
     s.nce_label = GetInt32Array(p.Get("labels"), "infonce.labels");
+    // The loss picks each query's label from a flattened [candidates x queries] matrix of int32 rows.
+    if ((int64_t)s.nce_q.size() * (int64_t)s.nce_c.size() > INT32_MAX) {
+      throw Napi::RangeError::New(p.Env(), "Expected infonce.queries x infonce.candidates below 2^31 but received " +
+                                               std::to_string(s.nce_q.size()) + " x " + std::to_string(s.nce_c.size()));
+    }
   }
   if (Napi::Object p = part("triplet"); !p.IsEmpty()) {
     s.w[kLossTriplet] = (float)GetNumber(p.Get("weight"), "triplet.weight");

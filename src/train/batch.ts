@@ -158,6 +158,9 @@ export function lossSpec(packed: PackedBatch, losses: LossOptions): NativeLossSp
     assertNumber(temperature, 'infonce.temperature', 1e-4, 100);
     const candidates = embedIndices(packed, o.candidates, 'infonce.candidates');
     const queries = embedIndices(packed, o.queries, 'infonce.queries');
+    if (queries.length * candidates.length > 2 ** 31 - 1) {
+      throw new RangeError(`Expected infonce.queries x infonce.candidates below 2^31 but received ${queries.length} x ${candidates.length}`);
+    }
     if (!Array.isArray(o.labels) || o.labels.length !== queries.length) {
       throw new RangeError(expected(`an array of ${queries.length} labels (one per query)`, 'infonce.labels', o.labels));
     }
