@@ -71,6 +71,18 @@ test('the tiny qwen2 model has llama.cpp\'s tensor names, shapes and hyperparame
   assert.ok(Math.abs(m2) < 0.001 && Math.abs(s2 - 0.02) < 0.001, `token_embd mean ${m2} std ${s2}`);
 });
 
+test('qwen3: per-head Q/K norm weights (not the identity), no QKV biases, qwen3.* hyperparameters', () => {
+  const plan = planModel({ out: 'unused.gguf', arch: 'qwen3' });
+  const byName = Object.fromEntries(plan.tensors.map((t) => [t.name, t]));
+  assert.equal(plan.tensors.length, 2 + 2 * 11);
+  assert.deepEqual(byName['blk.0.attn_q_norm.weight'].dims, [16]);
+  assert.deepEqual(byName['blk.1.attn_k_norm.weight'].dims, [16]);
+  assert.equal(byName['blk.0.attn_q_norm.weight'].init, 'ones');
+  assert.equal(byName['blk.0.attn_q_norm.weight'].std, 0.1);
+  assert.equal(byName['blk.0.attn_q.bias'], undefined);
+  assert.equal(planModel({ out: 'unused.gguf', arch: 'llama' }).tensors.some((t) => t.name.includes('_norm.weight') && t.name.includes('attn_q')), false);
+});
+
 test('q8_0 quantizes every matrix, token_embd included, and keeps norms and biases F32', async () => {
   const g = await readGguf(paths.a);
   assert.equal(g.metadata.get('general.file_type').value, 7);

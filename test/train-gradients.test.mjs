@@ -9,8 +9,8 @@ const { LoraTrainer } = lib;
 const T = 8;
 const B = 4;
 
-async function openPerturbed(seed) {
-  const trainer = track(await LoraTrainer.open(await tinyModel(), { lora: { rank: 4, alpha: 8, seed }, threads: 2 }));
+async function openPerturbed(seed, modelOptions = {}) {
+  const trainer = track(await LoraTrainer.open(await tinyModel(modelOptions), { lora: { rank: 4, alpha: 8, seed }, threads: 2 }));
   const random = rng(seed);
   // Non-zero B (it starts at zero) so that A's gradients are not trivially zero.
   trainer.setTensors('params', trainer.tensors('params').map((t) => ({ name: t.name, data: t.data.map((x) => x + (random() - 0.5) * 0.2) })));
@@ -45,38 +45,45 @@ async function lossAt(trainer, losses) {
   return r.loss;
 }
 
+async function checkFiniteDifferences(name, losses, modelOptions = {}) {
+  const trainer = await openPerturbed(17, modelOptions);
+  await trainer.accumulate(seqs, losses);
+  const grads = trainer.tensors('grads');
+  trainer.zeroGrads();
+  const params = trainer.tensors('params');
+  // All A and B matrices of layer 0 (seven modules) and the last module of layer 1.
+  const checked = [...grads.keys()].filter((i) => grads[i].name.startsWith('blk.0.') || i >= grads.length - 2);
+  let worst = 0;
+  for (const ti of checked) {
+    const g = grads[ti].data;
+    let at = 0;
+    for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[at])) at = i;
+    assert.ok(Math.abs(g[at]) > 1e-6, `${grads[ti].name}: gradient is zero everywhere`);
+    const h = 1e-2;
+    const orig = params[ti].data[at];
+    params[ti].data[at] = orig + h;
+    trainer.setTensors('params', params);
+    const up = await lossAt(trainer, losses);
+    params[ti].data[at] = orig - h;
+    trainer.setTensors('params', params);
+    const down = await lossAt(trainer, losses);
+    params[ti].data[at] = orig;
+    trainer.setTensors('params', params);
+    const fd = (up - down) / (2 * h);
+    const rel = Math.abs(fd - g[at]) / Math.max(Math.abs(fd), Math.abs(g[at]));
+    worst = Math.max(worst, rel);
+    assert.ok(rel <= 1e-2, `${name}: ${grads[ti].name}[${at}] analytic ${g[at]} vs finite difference ${fd} (relative error ${rel})`);
+  }
+  assert.ok(worst < 1e-2);
+}
+
 for (const [name, losses] of Object.entries(LOSSES)) {
-  test(`${name} loss: LoRA gradients of every module match central finite differences`, async () => {
-    const trainer = await openPerturbed(17);
-    await trainer.accumulate(seqs, losses);
-    const grads = trainer.tensors('grads');
-    trainer.zeroGrads();
-    const params = trainer.tensors('params');
-    // All A and B matrices of layer 0 (seven modules) and the last module of layer 1.
-    const checked = [...grads.keys()].filter((i) => grads[i].name.startsWith('blk.0.') || i >= grads.length - 2);
-    let worst = 0;
-    for (const ti of checked) {
-      const g = grads[ti].data;
-      let at = 0;
-      for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[at])) at = i;
-      assert.ok(Math.abs(g[at]) > 1e-6, `${grads[ti].name}: gradient is zero everywhere`);
-      const h = 1e-2;
-      const orig = params[ti].data[at];
-      params[ti].data[at] = orig + h;
-      trainer.setTensors('params', params);
-      const up = await lossAt(trainer, losses);
-      params[ti].data[at] = orig - h;
-      trainer.setTensors('params', params);
-      const down = await lossAt(trainer, losses);
-      params[ti].data[at] = orig;
-      trainer.setTensors('params', params);
-      const fd = (up - down) / (2 * h);
-      const rel = Math.abs(fd - g[at]) / Math.max(Math.abs(fd), Math.abs(g[at]));
-      worst = Math.max(worst, rel);
-      assert.ok(rel <= 1e-2, `${name}: ${grads[ti].name}[${at}] analytic ${g[at]} vs finite difference ${fd} (relative error ${rel})`);
-    }
-    assert.ok(worst < 1e-2);
-  });
+  test(`${name} loss: LoRA gradients of every module match central finite differences`, () => checkFiniteDifferences(name, losses));
+}
+
+// qwen3's per-head Q/K RMS norms sit between the attn_q/attn_k LoRA and the attention.
+for (const name of ['sft', 'infonce']) {
+  test(`qwen3, ${name} loss: LoRA gradients match central finite differences`, () => checkFiniteDifferences(name, LOSSES[name], { arch: 'qwen3' }));
 }
 
 test('grpo loss equals the clipped objective and k3 KL computed by hand from the graph log-probs', async () => {

@@ -49,6 +49,11 @@ test('LoraTrainer forward equals llama.cpp inference on a generated qwen2 model 
   await checkParity(await tinyModel(), 'The quick brown fox jumps over the lazy dog near the river bank.');
 });
 
+test('LoraTrainer forward equals llama.cpp inference on a generated qwen3 model (per-head Q/K norms)', async () => {
+  const { trainer } = await checkParity(await tinyModel({ arch: 'qwen3' }), 'The quick brown fox jumps over the lazy dog near the river bank.');
+  assert.equal(trainer.info.architecture, 'qwen3');
+});
+
 test('LoraTrainer forward equals llama.cpp inference on stories260K (llama architecture)', async () => {
   const { trainer } = await checkParity(storiesPath, 'Once upon a time, there was a little girl named Lily.');
   assert.equal(trainer.info.architecture, 'llama');

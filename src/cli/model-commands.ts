@@ -6,7 +6,7 @@ import { intFlag, oneOfFlag, parse, UsageError } from './args';
 type Out = NodeJS.WritableStream;
 
 export async function makeModelCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 make-model --out FILE [--arch qwen2|llama] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--preset NAME]';
+  const usage = 'search-r3 make-model --out FILE [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--preset NAME]';
   const { values, positionals } = parse(argv, {
     out: { type: 'string' }, arch: { type: 'string' }, layers: { type: 'string' }, embd: { type: 'string' }, heads: { type: 'string' },
     'kv-heads': { type: 'string' }, ff: { type: 'string' }, seed: { type: 'string' }, type: { type: 'string' }, preset: { type: 'string' },
@@ -17,7 +17,7 @@ export async function makeModelCommand(argv: string[], out: Out): Promise<number
   const plan = await makeModel({
     out: values.out,
     preset: oneOfFlag(values.preset, 'preset', MODEL_PRESET_NAMES as readonly ModelPresetName[]),
-    arch: oneOfFlag(values.arch, 'arch', ['qwen2', 'llama'] as const),
+    arch: oneOfFlag(values.arch, 'arch', ['qwen2', 'llama', 'qwen3'] as const),
     layers: intFlag(values.layers, 'layers', 1, 1024),
     embd: intFlag(values.embd, 'embd', 1, 1 << 16),
     heads: intFlag(values.heads, 'heads', 1, 1024),

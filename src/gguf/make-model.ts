@@ -35,9 +35,9 @@ export interface PlannedTensor {
   name: string;
   dims: number[];
   type: number;
-  /** How values are drawn: approximately normal with standard deviation `std`, or ones (norm weights). */
+  /** How values are drawn: approximately normal with standard deviation `std`, or ones (norm weights; 1 + normal noise when `std` > 0). */
   init: 'normal' | 'ones';
-  /** Standard deviation of `normal` values; 0 for `ones`. */
+  /** Standard deviation of the normal values (around 0 for `normal`, around 1 for `ones`). */
   std: number;
   nbytes: number;
 }
@@ -73,7 +73,7 @@ function resolveShape(options: MakeModelOptions): { shape: ModelShape; preset: M
   for (const key of Object.keys(shape) as Array<keyof ModelShape>) {
     if (options[key] !== undefined) (shape as unknown as Record<string, unknown>)[key] = options[key];
   }
-  assertOneOf(shape.arch, 'options.arch', ['qwen2', 'llama']);
+  assertOneOf(shape.arch, 'options.arch', ['qwen2', 'llama', 'qwen3']);
   assertInteger(shape.layers, 'options.layers', 1, 512);
   assertInteger(shape.embd, 'options.embd', 1, 1 << 16);
   assertInteger(shape.heads, 'options.heads', 1, 1024);
@@ -98,7 +98,7 @@ function matrixType(type: ModelWeightType, rowLength: number): number {
 
 /**
  * Resolves options into the list of tensors a generated model has, without generating anything;
- * names and shapes are those llama.cpp's qwen2/llama loaders expect.
+ * names and shapes are those llama.cpp's qwen2/llama/qwen3 loaders expect.
  *
  * @example planModel({ out: 'x.gguf', preset: 'qwen2.5-0.5b' }).parameters // 494032768
  */
@@ -120,8 +120,9 @@ export function planModel(options: MakeModelOptions): ModelPlan {
   // Projections that write into the residual stream are scaled down by √(2·layers) (GPT-2's
   // scheme), so the stream stays O(1) however deep the model and does not collapse to one state.
   const residualStd = (fanIn: number): number => 1 / Math.sqrt(fanIn * 2 * shape.layers);
-  const vector = (name: string, n: number, init: 'normal' | 'ones'): void => {
-    tensors.push({ name, dims: [n], type: GgmlType.F32, init, std: init === 'ones' ? 0 : EMBEDDING_STD, nbytes: n * 4 });
+  // 'ones' with a std: 1 + N(0, std), a norm weight that is not the identity.
+  const vector = (name: string, n: number, init: 'normal' | 'ones', std = init === 'ones' ? 0 : EMBEDDING_STD): void => {
+    tensors.push({ name, dims: [n], type: GgmlType.F32, init, std, nbytes: n * 4 });
   };
   matrix('token_embd.weight', embd, vocabRows, EMBEDDING_STD);
   vector('output_norm.weight', embd, 'ones');
@@ -136,6 +137,11 @@ export function planModel(options: MakeModelOptions): ModelPlan {
       vector(`${blk}.attn_q.bias`, embd, 'normal');
       vector(`${blk}.attn_k.bias`, kvDim, 'normal');
       vector(`${blk}.attn_v.bias`, kvDim, 'normal');
+    }
+    if (shape.arch === 'qwen3') {
+      // Qwen3 normalises each head of Q and K (after the projection, before RoPE).
+      vector(`${blk}.attn_q_norm.weight`, embd / shape.heads, 'ones', 0.1);
+      vector(`${blk}.attn_k_norm.weight`, embd / shape.heads, 'ones', 0.1);
     }
     matrix(`${blk}.attn_output.weight`, embd, embd, residualStd(embd));
     vector(`${blk}.ffn_norm.weight`, embd, 'ones');
@@ -187,15 +193,16 @@ function tensorSource(plan: ModelPlan, t: PlannedTensor): () => AsyncIterable<Ui
     const rng = new WeightRandom(plan.seed, t.name);
     for (let r = 0; r < rows; r += rowsPerChunk) {
       const values = new Float32Array(Math.min(rowsPerChunk, rows - r) * rowLength);
-      if (t.init === 'ones') values.fill(1);
+      if (t.init === 'ones' && t.std === 0) values.fill(1);
       else rng.fillNormal(values, t.std);
+      if (t.init === 'ones' && t.std > 0) for (let i = 0; i < values.length; i++) values[i]! += 1;
       yield quantizeRow(t.type, values);
     }
   };
 }
 
 /**
- * Writes a GGUF decoder (llama.cpp `qwen2` or `llama` architecture) with deterministic random
+ * Writes a GGUF decoder (llama.cpp `qwen2`, `llama` or `qwen3` architecture) with deterministic random
  * weights and the real Qwen2.5 tokenizer, including `<|embed_token|>` as a CONTROL token in the
  * first padding slot (id 151665, where Qwen2.5-Instruct models get it too). Weights come from a
  * seeded PRNG, approximately normal: embeddings and biases with std 0.02, block matrices with

@@ -1,6 +1,7 @@
 /** Shapes of a generated decoder; one preset fills them all, options override single fields. */
 export interface ModelShape {
-  arch: 'qwen2' | 'llama';
+  /** llama.cpp architecture: `qwen2` (QKV biases), `llama`, or `qwen3` (per-head RMS norms on Q and K, no biases). */
+  arch: 'qwen2' | 'llama' | 'qwen3';
   /** Transformer blocks. */
   layers: number;
   /** Hidden size (n_embd). */
