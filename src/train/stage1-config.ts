@@ -157,8 +157,9 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
  */
 export function resumeFingerprint(c: ResolvedStage1, identity: { model: string; data: string; trainSize: number }): Record<string, unknown> {
   return {
-    model: identity.model, data: identity.data, trainSize: identity.trainSize, template: c.template, batch: c.batch, accumulate: c.accumulate, lr: c.lr, warmupSteps: c.warmupSteps, schedule: c.schedule,
-    minLrRatio: c.minLrRatio, weightDecay: c.weightDecay, clipNorm: c.clipNorm, lora: c.lora, losses: c.losses,
+    model: identity.model, data: identity.data, trainSize: identity.trainSize, template: c.template,
+    batch: c.batch, accumulate: c.accumulate, lr: c.lr, warmupSteps: c.warmupSteps, schedule: c.schedule, minLrRatio: c.minLrRatio,
+    weightDecay: c.weightDecay, clipNorm: c.clipNorm, lora: c.lora, losses: c.losses,
     temperature: c.temperature, margin: c.margin, hardNegatives: c.hardNegatives, maxTokens: c.maxTokens, seed: c.seed,
   };
 }

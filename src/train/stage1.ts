@@ -68,7 +68,6 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
   const split = c.eval === null ? null : typeof c.eval === 'string' ? await readEvalSplit(c.eval) : c.eval;
   const statePath = `${c.out}.state`;
   const logPath = `${c.out}.log.jsonl`;
-  const fingerprint = resumeFingerprint(c, { model: await modelIdentity(c.model), data: recordsDigest(records), trainSize: records.length });
 
   const tokenizer = await Model.load(c.model, { vocabOnly: true });
   let trainer: LoraTrainer | null = null;
@@ -76,6 +75,8 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
     if (tokenizer.info.embedTokenId === null) {
       throw new SearchR3Error('ERR_MODEL', `${c.model} has no ${EMBED_TOKEN_TEXT} token; add it with "search-r3 add-embed-token ${c.model} OUT.gguf"`);
     }
+    // After the load above, so a missing or broken model gets the loader's error, not a raw ENOENT.
+    const fingerprint = resumeFingerprint(c, { model: await modelIdentity(c.model), data: recordsDigest(records), trainSize: records.length });
     trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
     let start = 0;
     let evalBefore: RetrievalScores | undefined;
