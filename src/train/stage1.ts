@@ -252,9 +252,11 @@ async function modelIdentity(path: string): Promise<string> {
   try {
     const { size } = await fh.stat();
     const hash = createHash('sha256');
-    for (const at of size > 2 * CHUNK ? [0, size - CHUNK] : [0]) {
-      const buf = Buffer.alloc(Math.min(size, size > 2 * CHUNK ? CHUNK : size));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+    // Small files are hashed whole.
+    const [len, starts] = size > 2 * CHUNK ? [CHUNK, [0, size - CHUNK]] : [size, [0]];
+    for (const at of starts) {
+      const buf = Buffer.alloc(len);
+      const { bytesRead } = await fh.read(buf, 0, len, at);
       hash.update(buf.subarray(0, bytesRead));
     }
     return `${size} bytes, sha256 of ends ${hash.digest('hex').slice(0, 16)}`;
