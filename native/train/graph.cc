@@ -7,24 +7,20 @@
 
 namespace sr3 {
 
-ggml_tensor * GraphInputs::I32(ggml_context * ctx, const std::vector<int32_t> & data, const char * name) {
-  ggml_tensor * t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t)data.size());
+ggml_tensor * GraphInputs::Stage(ggml_tensor * t, const void * data, size_t bytes, const char * name) {
   ggml_set_name(t, name);
   ggml_set_input(t);
-  Pending p{t, std::vector<uint8_t>(data.size() * sizeof(int32_t))};
-  std::memcpy(p.bytes.data(), data.data(), p.bytes.size());
-  pending_.push_back(std::move(p));
+  const auto * b = static_cast<const uint8_t *>(data);
+  pending_.push_back(Pending{t, std::vector<uint8_t>(b, b + bytes)});
   return t;
 }
 
-ggml_tensor * GraphInputs::F32(ggml_context * ctx, std::vector<float> data, int64_t ne0, int64_t ne1, const char * name) {
-  ggml_tensor * t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, ne1);
-  ggml_set_name(t, name);
-  ggml_set_input(t);
-  Pending p{t, std::vector<uint8_t>(data.size() * sizeof(float))};
-  std::memcpy(p.bytes.data(), data.data(), p.bytes.size());
-  pending_.push_back(std::move(p));
-  return t;
+ggml_tensor * GraphInputs::I32(ggml_context * ctx, const std::vector<int32_t> & data, const char * name) {
+  return Stage(ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t)data.size()), data.data(), data.size() * sizeof(int32_t), name);
+}
+
+ggml_tensor * GraphInputs::F32(ggml_context * ctx, const std::vector<float> & data, int64_t ne0, int64_t ne1, const char * name) {
+  return Stage(ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, ne1), data.data(), data.size() * sizeof(float), name);
 }
 
 void GraphInputs::Upload() const {
@@ -77,7 +73,7 @@ ggml_tensor * BuildForward(ggml_context * ctx, GraphInputs & in, const TrainWeig
   }
   ggml_tensor * tokens = in.I32(ctx, batch.tokens, "tokens");
   ggml_tensor * positions = in.I32(ctx, pos, "positions");
-  ggml_tensor * kq_mask = in.F32(ctx, std::move(mask), T, T, "kq_mask");
+  ggml_tensor * kq_mask = in.F32(ctx, mask, T, T, "kq_mask");
 
   ggml_tensor * x = ggml_get_rows(ctx, w.tok_embd, tokens);  // [n_embd, N]
   for (int il = 0; il < (int)hp.n_layer; il++) {

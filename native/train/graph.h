@@ -28,10 +28,12 @@ struct TrainBatch {
 class GraphInputs {
  public:
   ggml_tensor * I32(ggml_context * ctx, const std::vector<int32_t> & data, const char * name);
-  ggml_tensor * F32(ggml_context * ctx, std::vector<float> data, int64_t ne0, int64_t ne1, const char * name);
+  ggml_tensor * F32(ggml_context * ctx, const std::vector<float> & data, int64_t ne0, int64_t ne1, const char * name);
   void Upload() const;
 
  private:
+  // Names t, marks it a graph input and keeps a copy of its bytes for Upload.
+  ggml_tensor * Stage(ggml_tensor * t, const void * data, size_t bytes, const char * name);
   struct Pending {
     ggml_tensor * t;
     std::vector<uint8_t> bytes;
