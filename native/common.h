@@ -75,6 +75,8 @@ class OperationGate {
   bool DisposePending() const { return dispose_pending_; }
 
   std::atomic<bool> abort_flag{false};
+  // The abort callback llama.cpp and ggml take, with &abort_flag as its data.
+  static bool AbortRequested(void * flag) { return static_cast<std::atomic<bool> *>(flag)->load(); }
 
  private:
   std::atomic<bool> busy_{false};

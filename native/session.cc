@@ -105,8 +105,6 @@ Napi::Value LoraWrap::Dispose(const Napi::CallbackInfo & info) {
 
 namespace {
 
-bool AbortCallback(void * data) { return static_cast<std::atomic<bool> *>(data)->load(); }
-
 struct SessionArgs {
   uint32_t sequences = 1;
   uint32_t context = 2048;
@@ -192,7 +190,7 @@ class CreateSessionWorker : public PromiseWorker {
     s->owner = model_;
     s->model_ref = Napi::Persistent(model_ref_.Value());
     s->pools = pools_;
-    llama_set_abort_callback(ctx_, AbortCallback, &s->gate.abort_flag);
+    llama_set_abort_callback(ctx_, OperationGate::AbortRequested, &s->gate.abort_flag);
     ctx_ = nullptr;
     pools_ = {};
     handed_over_ = true;

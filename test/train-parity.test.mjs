@@ -120,3 +120,19 @@ test('LoraTrainer.open rejects what it cannot train with a clear error', async (
   trainer.dispose();
   assert.throws(() => trainer.info, { code: 'ERR_DISPOSED' });
 });
+
+test('an AbortSignal stops a running accumulate; the trainer stays usable', async () => {
+  const trainer = track(await LoraTrainer.open(await tinyModel(), { threads: 2 }));
+  const tokens = Int32Array.from({ length: 512 }, (_, i) => 100 + ((i * 37) % 900));
+  const long = [{ tokens, targets: allTargets(tokens) }, { tokens, targets: allTargets(tokens) }];
+  await assert.rejects(trainer.accumulate(long, { sft: {} }, { signal: AbortSignal.abort() }), { code: 'ERR_ABORTED' });
+  // Mid-flight: the graph (about seconds of work here) stops at ggml's next node check.
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 20);
+  const t0 = performance.now();
+  await assert.rejects(trainer.accumulate(long, { sft: {} }, { signal: ac.signal }), { code: 'ERR_ABORTED' });
+  const tokens2 = Int32Array.from([151644, 872, 198, 9707]);
+  const r = await trainer.accumulate([{ tokens: tokens2, targets: allTargets(tokens2) }], { sft: {} });
+  assert.ok(Number.isFinite(r.loss), 'a later accumulate runs normally');
+  assert.ok(performance.now() - t0 < 60_000);
+});

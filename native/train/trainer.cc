@@ -73,11 +73,9 @@ Trainer::~Trainer() {
   ggml_backend_free(backend_);
 }
 
-static bool AbortCallback(void * data) { return static_cast<std::atomic<bool> *>(data)->load(); }
-
 void Trainer::SetAbortFlag(std::atomic<bool> * flag) {
   abort_ = flag;
-  ggml_backend_cpu_set_abort_callback(backend_, flag ? AbortCallback : nullptr, flag);
+  ggml_backend_cpu_set_abort_callback(backend_, flag ? OperationGate::AbortRequested : nullptr, flag);
 }
 
 ggml_context * Trainer::NewContext() const {

@@ -1,4 +1,5 @@
 import { SearchR3Error, type ErrorCode } from '../util/errors';
+import { expected } from '../util/validate';
 
 const CODES = new Set<ErrorCode>([
   'ERR_FILE', 'ERR_GGUF', 'ERR_MODEL', 'ERR_CONTEXT', 'ERR_DISPOSED', 'ERR_BUSY', 'ERR_ABORTED',
@@ -30,6 +31,24 @@ export async function callNative<T>(start: () => Promise<T>): Promise<T> {
     return await start();
   } catch (err) {
     throw fromNative(err, callerStack);
+  }
+}
+
+/**
+ * Runs a cancellable native operation: an already-fired `signal` rejects with ERR_ABORTED before
+ * it starts, and one that fires meanwhile calls `abort` (the native object's abort flag), so the
+ * operation rejects with ERR_ABORTED at its next check. Sessions and trainers share this.
+ */
+export async function callNativeAbortable<T>(signal: AbortSignal | undefined, abort: () => void, start: () => Promise<T>): Promise<T> {
+  if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof (signal as AbortSignal).aborted !== 'boolean')) {
+    throw new TypeError(expected('AbortSignal', 'signal', signal));
+  }
+  if (signal?.aborted) throw new SearchR3Error('ERR_ABORTED', 'the operation was aborted before it started');
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    return await callNative(start);
+  } finally {
+    signal?.removeEventListener('abort', abort);
   }
 }
 

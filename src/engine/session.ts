@@ -3,7 +3,7 @@ import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import type { LoraAdapter } from './lora';
 import type { Model } from './model';
-import { callNative, callNativeSync } from './native-call';
+import { callNative, callNativeAbortable, callNativeSync } from './native-call';
 
 export interface SessionOptions {
   /** Parallel sequences decoded in shared batches (default 1). */
@@ -209,16 +209,9 @@ export class Session implements AsyncDisposable {
     this.#loras = loras.map((l) => ({ ...l }));
   }
 
-  async #withSignal<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
-    if (signal?.aborted) throw new SearchR3Error('ERR_ABORTED', 'the operation was aborted before it started');
+  #withSignal<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
     const native = this.native;
-    const onAbort = (): void => native.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await callNative(start);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    return callNativeAbortable(signal, () => native.abort(), start);
   }
 
   /** @internal */

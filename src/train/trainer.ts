@@ -1,8 +1,8 @@
 import { checkedGgufPath } from '../engine/gguf-path';
-import { callNative, callNativeSync } from '../engine/native-call';
+import { callNative, callNativeAbortable, callNativeSync } from '../engine/native-call';
 import { binding, type NativeLossPart, type NativeTensorPart, type NativeTrainer } from '../native';
 import { SearchR3Error } from '../util/errors';
-import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected, throwIfAborted } from '../util/validate';
+import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
 import { lossSpec, packBatch, perSequence, type LossOptions, type TrainSequence } from './batch';
 import { readLoraAdapter, writeLoraAdapter, type NamedTensor } from './checkpoint';
 
@@ -277,16 +277,9 @@ export class LoraTrainer {
     }));
   }
 
-  async #run<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
-    throwIfAborted(signal);
+  #run<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
     const n = this.#n;
-    const onAbort = () => n.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await callNative(start);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    return callNativeAbortable(signal, () => n.abort(), start);
   }
 
   /** Frees the weights and the adapter; idempotent. An operation in flight is stopped first. */

@@ -85,12 +85,3 @@ export function checkKeys(options: object | undefined, known: readonly string[],
     throw new TypeError(`Unknown option "${key}" in ${name}${hint}`);
   }
 }
-
-/** Throws the signal's reason as an AbortError-shaped error when it has already fired. */
-export function throwIfAborted(signal: AbortSignal | undefined, name = 'signal'): void {
-  if (signal === undefined) return;
-  if (typeof signal !== 'object' || signal === null || typeof (signal as AbortSignal).aborted !== 'boolean') {
-    throw new TypeError(expected('AbortSignal', name, signal));
-  }
-  signal.throwIfAborted();
-}
