@@ -126,6 +126,7 @@ test('an AbortSignal stops a running accumulate; the trainer stays usable', asyn
   const tokens = Int32Array.from({ length: 512 }, (_, i) => 100 + ((i * 37) % 900));
   const long = [{ tokens, targets: allTargets(tokens) }, { tokens, targets: allTargets(tokens) }];
   await assert.rejects(trainer.accumulate(long, { sft: {} }, { signal: AbortSignal.abort() }), { code: 'ERR_ABORTED' });
+  await assert.rejects(trainer.accumulate(long, { sft: {} }, { signal: 'stop' }), { name: 'TypeError', message: /Expected AbortSignal for signal/ });
   // Mid-flight: the graph (about seconds of work here) stops at ggml's next node check.
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 20);
