@@ -86,6 +86,13 @@ for (const name of ['sft', 'infonce']) {
   test(`qwen3, ${name} loss: LoRA gradients match central finite differences`, () => checkFiniteDifferences(name, LOSSES[name], { arch: 'qwen3' }));
 }
 
+// 8-wide heads and a 40-wide FFN: inner dimensions that ggml's tiled matmul refuses, which the
+// trainer reroutes (RewriteForCpu: out_prod below 16, zero-padded copies above) in both passes.
+for (const name of ['sft', 'infonce']) {
+  test(`8-wide heads and FFN 40, ${name} loss: LoRA gradients match central finite differences`, () =>
+    checkFiniteDifferences(name, LOSSES[name], { heads: 8, kvHeads: 4, ff: 40 }));
+}
+
 test('grpo loss equals the clipped objective and k3 KL computed by hand from the graph log-probs', async () => {
   const trainer = await openPerturbed(23);
   const current = (await trainer.forward(seqs, { logp: true })).logp;

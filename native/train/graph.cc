@@ -1,5 +1,7 @@
 #include "train/graph.h"
 
+#include "train/kernels.h"
+
 #include <ggml-backend.h>
 
 #include <cmath>
@@ -142,13 +144,13 @@ void InsertNodes(ggml_cgraph * graph, int at, const std::vector<ggml_tensor *> &
 }
 
 // xᵀ with contiguous rows, as mul_mat wants its operands: the stored copy of a frozen matrix, the
-// source of a transpose view, or a transposing copy of a small F32 tensor. Null for a frozen
-// matrix without a stored copy (copying it every step would cost more than out_prod).
+// source of a transpose view, or a transposing copy (StridedCopy) of a small F32 tensor. Null for
+// a frozen matrix without a stored copy (copying it every step would cost more than out_prod).
 ggml_tensor * Transposed(ggml_context * ctx, Added & add, ggml_tensor * x, const TrainWeights & w) {
   if (ggml_tensor * t = w.Transposed(x)) return t;
   if (x->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(x->src[0])) return x->src[0];
   if (w.Owns(x) || x->type != GGML_TYPE_F32) return nullptr;
-  return add(ggml_cont(ctx, add(ggml_transpose(ctx, x))));
+  return add(StridedCopy(ctx, add(ggml_transpose(ctx, x)), x->ne[1]));
 }
 
 // Σ_k a[k, i]·b[k, j] for a 2-D pair whose inner dimension K is a vocabulary. One matmul with
@@ -158,6 +160,10 @@ ggml_tensor * Transposed(ggml_context * ctx, Added & add, ggml_tensor * x, const
 constexpr int64_t kSlab = 8192;
 
 constexpr int64_t kMinInner = 32;
+
+// The inner dimension that ggml's tiled F32 matmul needs a multiple of: 16 floats with AVX-512, 8
+// with AVX2, 4 with NEON; 16 serves all of them.
+constexpr int64_t kSimdFloats = 16;
 
 void SlabbedProduct(ggml_context * ctx, Added & add, ggml_tensor * a, ggml_tensor * b, ggml_tensor ** sum,
                     ggml_tensor ** rest) {
@@ -231,6 +237,40 @@ int RewriteOutProducts(ggml_context * ctx, ggml_cgraph * graph, const TrainWeigh
       node->src[0] = sum;
       node->src[1] = nullptr;
     }
+    InsertNodes(graph, i, add.nodes);
+    i += (int)add.nodes.size();
+    rewritten++;
+  }
+  return rewritten;
+}
+
+int RewriteForCpu(ggml_context * ctx, ggml_cgraph * graph) {
+  int rewritten = 0;
+  for (int i = 0; i < ggml_graph_n_nodes(graph); i++) {
+    ggml_tensor * node = ggml_graph_node(graph, i);
+    ggml_tensor * a = node->src[0], * b = node->src[1];
+    if (node->op == GGML_OP_CONT && node->type == GGML_TYPE_F32 && a->type == GGML_TYPE_F32 &&
+        a->nb[0] != sizeof(float) && ggml_are_same_shape(node, a)) {
+      MakeStridedCopy(ctx, node);
+      rewritten++;
+      continue;
+    }
+    if (node->op != GGML_OP_MUL_MAT || a->type != GGML_TYPE_F32 || b->type != GGML_TYPE_F32) continue;
+    const int64_t K = a->ne[0];
+    if (K % kSimdFloats == 0) continue;
+    Added add;
+    if (K < kSimdFloats) {
+      // mul_mat(a, b)[i, j] = Σ_k a[k, i]·b[k, j] = out_prod(aᵀ, bᵀ)[i, j]; out_prod wants its first
+      // operand's rows contiguous and reads the second through its strides.
+      node->op = GGML_OP_OUT_PROD;
+      node->src[0] = add(StridedCopy(ctx, add(ggml_transpose(ctx, a)), a->ne[1]));
+      node->src[1] = add(ggml_transpose(ctx, b));
+    } else {
+      const int64_t padded = (K + kSimdFloats - 1) / kSimdFloats * kSimdFloats;
+      node->src[0] = add(StridedCopy(ctx, a, padded));
+      node->src[1] = add(StridedCopy(ctx, b, padded));
+    }
+    std::memset(node->op_params, 0, sizeof(node->op_params));
     InsertNodes(graph, i, add.nodes);
     i += (int)add.nodes.size();
     rewritten++;

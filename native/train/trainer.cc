@@ -171,6 +171,7 @@ ForwardResult Trainer::Forward(const TrainBatch & batch, const ForwardRequest & 
     }
   }
   if (!rows && !logits) Invalid("nothing to compute: ask for hidden (with embed rows), logits or logp");
+  RewriteForCpu(ctx.get(), g);
   Compute(g, in, galloc_, false);
   ForwardResult out;
   if (rows) out.hidden = Read(rows);
@@ -192,6 +193,7 @@ Reference Trainer::ComputeReference(const TrainBatch & batch, const LossSpec & s
   ggml_set_output(lp);
   ggml_build_forward_expand(g, lp_all);
   ggml_build_forward_expand(g, lp);
+  RewriteForCpu(ctx.get(), g);
   Compute(g, in, galloc_, false);
   if (spec.Uses(kLossKl)) ref.logprobs = Read(lp_all);
   ref.logp = Read(lp);
@@ -218,6 +220,7 @@ LossResult Trainer::Accumulate(const TrainBatch & batch, const LossSpec & spec) 
   if (loss.logp) ggml_build_forward_expand(g, loss.logp);
   ggml_build_backward_expand(ctx.get(), g, nullptr);
   RewriteOutProducts(ctx.get(), g, *weights);
+  RewriteForCpu(ctx.get(), g);
   const std::vector<ggml_tensor *> params = lora->Tensors(LoraPart::kParams);
   std::vector<ggml_tensor *> grads(params.size());
   for (size_t i = 0; i < params.size(); i++) {
