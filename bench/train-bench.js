@@ -236,7 +236,7 @@ async function ours(model, tokens, cfg) {
     model: model.path, threads: cfg.threads, leanMemory: cfg.leanMemory,
     windows: Array.from({ length: cfg.steps + 1 }, (_, i) => Array.from(tokens.subarray(i * stride, i * stride + cfg.ctx))),
   };
-  const specFile = path.join(out, `train-bench-ours-${path.basename(model.path, '.gguf')}-c${cfg.ctx}-t${cfg.threads}${cfg.leanMemory ? "-lean" : ""}.json`);
+  const specFile = path.join(out, `train-bench-ours-${path.basename(model.path, '.gguf')}-c${cfg.ctx}-t${cfg.threads}${cfg.leanMemory ? '-lean' : ''}.json`);
   fs.writeFileSync(specFile, JSON.stringify(spec));
   const args = [__filename, '--child-ours', specFile];
   const command = `node bench/train-bench.js --child-ours ${path.relative(root, specFile)}`;
@@ -267,7 +267,7 @@ async function ours(model, tokens, cfg) {
   return res;
 }
 
-const mb = (kb) => (kb ? `${(kb / 1024).toFixed(0)} MB` : '–');
+const mib = (kb) => (kb ? `${(kb / 1024).toFixed(0)} MiB` : '–');
 
 /**
  * row.llama / row.ours: the run with the median tokens/s (or the first error) plus every run's
@@ -335,13 +335,13 @@ async function main() {
       llama: async () => {
         log('  llama-finetune…');
         const r = await llamaFinetune(bin, model, textFile, cfg, windows);
-        log(r.error ? `  llama-finetune: ${r.error}` : `  llama-finetune: ${r.tokPerSec.toFixed(1)} t/s, peak RSS ${mb(r.peakRssKb)}`);
+        log(r.error ? `  llama-finetune: ${r.error}` : `  llama-finetune: ${r.tokPerSec.toFixed(1)} t/s, peak RSS ${mib(r.peakRssKb)}`);
         return r;
       },
       ours: async () => {
         log('  search-r3 LoRA…');
         const r = await ours(model, tokens, cfg);
-        log(r.error ? `  ours: ${r.error}` : `  ours: ${r.tokPerSec.toFixed(1)} t/s, peak RSS ${mb(r.peakRssKb)}`);
+        log(r.error ? `  ours: ${r.error}` : `  ours: ${r.tokPerSec.toFixed(1)} t/s, peak RSS ${mib(r.peakRssKb)}`);
         return r;
       },
     };
@@ -367,8 +367,8 @@ async function main() {
     const lt = !l ? 'skipped' : l.error ? `aborted: ${l.error}` : l.tokPerSec.toFixed(1);
     const ot = !o ? 'skipped' : o.error ? `not measured: ${o.error}` : o.tokPerSec.toFixed(1);
     const ratio = r.ratio ? `${r.ratio.toFixed(2)}×` : '–';
-    const lm = !l ? '–' : l.error ? `${mb(l.peakRssKb)} at the abort` : mb(l.peakRssKb);
-    console.log(`| ${r.model} (${r.layers}L, n_embd ${r.embd}) | ${lt} | ${lm} | ${ot} | ${o && !o.error ? mb(o.peakRssKb) : '–'} | ${ratio} | ≥ ${GOAL}× |`);
+    const lm = !l ? '–' : l.error ? `${mib(l.peakRssKb)} at the abort` : mib(l.peakRssKb);
+    console.log(`| ${r.model} (${r.layers}L, n_embd ${r.embd}) | ${lt} | ${lm} | ${ot} | ${o && !o.error ? mib(o.peakRssKb) : '–'} | ${ratio} | ≥ ${GOAL}× |`);
   }
   console.log('\ncommands (each run under GNU time -v, or with /proc/PID/status VmHWM polling):');
   for (const r of results.models) {
