@@ -107,4 +107,3 @@ describe('HnswStore', () => {
     assert.equal(loaded.get('late'), undefined);
   });
 });
-
