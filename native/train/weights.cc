@@ -101,30 +101,35 @@ ggml_type TransposedType(ggml_type type, int64_t row) {
   return row % ggml_blck_size(GGML_TYPE_Q8_0) == 0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
 }
 
-// dst = srcᵀ, converted to dst's type, a band of dst rows at a time so that the float staging
-// stays under ~64 MiB whatever the matrix size. Source rows are dequantized kTile at a time and
-// written out as runs of kTile contiguous floats, which keeps both sides in cache.
+// dst = srcᵀ, converted to dst's type, a band of dst rows (source columns) at a time so that the
+// float staging stays under ~64 MiB per thread whatever the matrix size. Each band reads and
+// dequantizes only its own columns of the source rows (bands are whole quantization blocks), kTile
+// rows at a time, written out as runs of kTile contiguous floats, which keeps both sides in cache.
 void TransposeInto(const ggml_tensor * src, ggml_tensor * dst) {
   constexpr int64_t kTile = 64;
   const int64_t n_in = src->ne[0], n_out = src->ne[1];  // dst is [n_out, n_in]
   const ggml_type_traits * traits = ggml_get_type_traits(src->type);
+  const int64_t block = ggml_blck_size(src->type);  // n_in is a multiple of it (a row holds whole blocks)
   const size_t src_row = ggml_row_size(src->type, n_in), dst_row = ggml_row_size(dst->type, n_out);
-  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(n_in, (64ll << 20) / (int64_t)(sizeof(float) * n_out)));
-  std::vector<uint8_t> raw(src_row * kTile);
-  std::vector<float> rows((size_t)(kTile * n_in)), tmp((size_t)(band * n_out));
+  const int64_t fit = (64ll << 20) / (int64_t)(sizeof(float) * n_out);
+  const int64_t band = std::min(n_in, std::max<int64_t>(block, fit / block * block));
+  std::vector<uint8_t> raw(ggml_row_size(src->type, band) * kTile);
+  std::vector<float> cols((size_t)(kTile * band)), tmp((size_t)(band * n_out));
   std::vector<uint8_t> out((size_t)band * dst_row);
   for (int64_t i0 = 0; i0 < n_in; i0 += band) {
     const int64_t nb = std::min(band, n_in - i0);
+    const size_t seg = ggml_row_size(src->type, nb), seg_at = ggml_row_size(src->type, i0);
     for (int64_t o0 = 0; o0 < n_out; o0 += kTile) {
       const int64_t no = std::min(kTile, n_out - o0);
-      ggml_backend_tensor_get(src, raw.data(), (size_t)o0 * src_row, (size_t)no * src_row);
       for (int64_t o = 0; o < no; o++) {
-        if (src->type == GGML_TYPE_F32) std::memcpy(&rows[(size_t)(o * n_in)], &raw[(size_t)o * src_row], src_row);
-        else traits->to_float(&raw[(size_t)o * src_row], &rows[(size_t)(o * n_in)], n_in);
+        uint8_t * r = &raw[(size_t)o * seg];
+        ggml_backend_tensor_get(src, r, (size_t)(o0 + o) * src_row + seg_at, seg);
+        if (src->type == GGML_TYPE_F32) std::memcpy(&cols[(size_t)(o * nb)], r, seg);
+        else traits->to_float(r, &cols[(size_t)(o * nb)], nb);
       }
       for (int64_t i = 0; i < nb; i++) {
         float * d = &tmp[(size_t)(i * n_out + o0)];
-        for (int64_t o = 0; o < no; o++) d[o] = rows[(size_t)(o * n_in + i0 + i)];
+        for (int64_t o = 0; o < no; o++) d[o] = cols[(size_t)(o * nb + i)];
       }
     }
     ggml_quantize_chunk(dst->type, tmp.data(), out.data(), 0, nb, n_out, nullptr);
