@@ -144,8 +144,8 @@ void InsertNodes(ggml_cgraph * graph, int at, const std::vector<ggml_tensor *> &
 }
 
 // xᵀ with contiguous rows, as mul_mat wants its operands: the stored copy of a frozen matrix, the
-// source of a transpose view, or a transposing copy (StridedCopy) of a small F32 tensor. Null for
-// a frozen matrix without a stored copy (copying it every step would cost more than out_prod).
+// source of a transpose view, or a transposing copy (StridedCopy) of any other F32 tensor. Null
+// for a frozen matrix without a stored copy (copying it every step would cost more than out_prod).
 ggml_tensor * Transposed(ggml_context * ctx, Added & add, ggml_tensor * x, const TrainWeights & w) {
   if (ggml_tensor * t = w.Transposed(x)) return t;
   if (x->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(x->src[0])) return x->src[0];
@@ -210,7 +210,7 @@ int RewriteOutProducts(ggml_context * ctx, ggml_cgraph * graph, const TrainWeigh
       continue;  // the tensors made for it are never used
     }
     std::memset(node->op_params, 0, sizeof(node->op_params));
-    // A non-F32 aᵀ makes mul_mat round bᵀ to F16 or Q8_0 (whose block scales are F16): gradients
+    // A non-F32 aᵀ makes mul_mat round bᵀ to F16, BF16 or Q8_0 (whose block scales are F16): gradients
     // of 1e-8 would flush to zero. So bᵀ's rows are scaled to unit RMS first and the product's
     // columns scaled back.
     ggml_tensor * rms = nullptr;

@@ -8,7 +8,8 @@
 // rewrites that node into mul_mat(Wᵀ, dy), which runs on ggml's tiled matmul kernels (about 3×
 // faster on CPU). The copy has W's type when that is F32, F16 or BF16; a quantized W is
 // transposed into Q8_0 (F16 when the row length is not a multiple of 32), so for quantized models
-// the gradient that flows back is computed with 8-bit weights while the forward pass stays exact.
+// the gradient that flows back is computed with 8-bit weights (and dy rounded to Q8_0 blocks by
+// mul_mat) while the forward pass stays exact.
 #pragma once
 
 #include <ggml.h>
