@@ -1,6 +1,7 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fs';
+import { writeViaTemp } from '../util/temp-files';
 import { assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import { malformed, newReport, readLines, type ReadOptions, type ReadReport } from './lines';
 import type { Qrels } from './trec';
@@ -170,26 +171,14 @@ export interface BeirDataset {
  * mix) without holding the whole file in memory: util/fs takes one buffer, a corpus may not fit.
  */
 async function writeLinesAtomic(file: string, lines: AsyncIterable<string>): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  const handle = await open(tmp, 'w');
-  try {
+  await writeViaTemp(file, async (sink) => {
     let buffer = '';
     for await (const l of lines) {
       buffer += l;
-      if (buffer.length >= 1 << 20) { await handle.write(buffer); buffer = ''; }
+      if (buffer.length >= 1 << 20) { await sink.write(buffer); buffer = ''; }
     }
-    await handle.write(buffer);
-    await handle.sync();
-    await handle.close();
-    await rename(tmp, file);
-  } catch (err) {
-    await handle.close().catch(() => {});
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const dirHandle = await open(dirname(file), 'r').catch(() => undefined);
-  await dirHandle?.sync().catch(() => {}); // makes the rename durable where the platform allows it
-  await dirHandle?.close();
+    await sink.write(buffer);
+  });
 }
 
 function checkId(id: unknown, name: string): void {

@@ -1,6 +1,5 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { checkFreeSpace } from '../util/output.js';
+import { writeViaTemp, type TempSink } from '../util/temp-files.js';
 import { assertString, expected } from '../util/validate.js';
 import { GGML_MAX_DIMS, GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgufType } from './constants.js';
 import { encodeValue, HeaderEncoder } from './encode.js';
@@ -85,33 +84,45 @@ function encodeHeader(contents: GgufContents, alignment: number): Buffer {
   return enc.bytes();
 }
 
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
-  for (let off = 0; off < data.length;) {
-    const { bytesWritten } = await handle.write(data, off, data.length - off);
-    off += bytesWritten;
-  }
-}
-
-async function writeTensorData(handle: FileHandle, t: GgufTensorInput, alignment: number): Promise<void> {
+async function writeTensorData(sink: TempSink, t: GgufTensorInput, alignment: number): Promise<void> {
   const want = tensorBytes(t.type, t.dims);
   let written = 0;
   const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = t.data instanceof Uint8Array ? [t.data] : t.data();
   for await (const chunk of chunks) {
     if (written + chunk.length > want) throw new RangeError(`Tensor '${t.name}' data source produced more than the ${want} bytes its shape needs`);
-    await writeAll(handle, chunk);
+    await sink.write(chunk);
     written += chunk.length;
   }
   if (written !== want) throw new RangeError(`Tensor '${t.name}' data source produced ${written} bytes but its shape needs ${want}`);
   const pad = Math.ceil(want / alignment) * alignment - want;
-  if (pad > 0) await writeAll(handle, new Uint8Array(pad));
+  if (pad > 0) await sink.write(new Uint8Array(pad));
 }
 
-function fsyncDir(dir: string): void {
-  // Makes the rename durable; some platforms refuse fsync on a directory, which is harmless there.
-  try {
-    const fd = openSync(dir, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch { /* not supported here */ }
+function checkContents(contents: GgufContents): void {
+  if (typeof contents !== 'object' || contents === null || !(contents.metadata instanceof Map) || !Array.isArray(contents.tensors)) {
+    throw new TypeError(expected('{ metadata: Map, tensors: array }', 'contents', contents));
+  }
+  for (const key of contents.metadata.keys()) {
+    if (typeof key !== 'string' || key.length === 0) throw new TypeError(expected('non-empty string', 'metadata key', key));
+  }
+  const seen = new Set<string>();
+  contents.tensors.forEach((t, i) => checkTensor(t, i, seen));
+}
+
+function dataBytes(contents: GgufContents, alignment: number): number {
+  return contents.tensors.reduce((a, t) => a + Math.ceil(tensorBytes(t.type, t.dims) / alignment) * alignment, 0);
+}
+
+/**
+ * The exact size in bytes of the file {@link writeGguf} would write for `contents`: header,
+ * metadata, tensor infos and aligned tensor data. Computed without producing any tensor data.
+ *
+ * @example ggufFileBytes({ metadata: new Map(), tensors: [{ name: 'w', type: GgmlType.F32, dims: [4], data: new Uint8Array(16) }] }) // 96
+ */
+export function ggufFileBytes(contents: GgufContents): number {
+  checkContents(contents);
+  const alignment = alignmentOf(contents.metadata);
+  return encodeHeader(contents, alignment).length + dataBytes(contents, alignment);
 }
 
 /**
@@ -119,6 +130,8 @@ function fsyncDir(dir: string): void {
  * each tensor's source into a temporary file beside `path`, which is fsynced and renamed over
  * `path`, so a crash leaves the old file or the new one, never a torn one. Argument mistakes are
  * TypeError/RangeError; a source that yields the wrong byte count is a RangeError and leaves no file.
+ * The file's exact size ({@link ggufFileBytes}) is checked against the free space first; I/O
+ * failures (no space, missing directory, permission) are ERR_FILE errors naming `path`.
  *
  * @example
  * await writeGguf('tiny.gguf', {
@@ -128,29 +141,13 @@ function fsyncDir(dir: string): void {
  */
 export async function writeGguf(path: string, contents: GgufContents): Promise<void> {
   assertString(path, 'path', { nonEmpty: true });
-  if (typeof contents !== 'object' || contents === null || !(contents.metadata instanceof Map) || !Array.isArray(contents.tensors)) {
-    throw new TypeError(expected('{ metadata: Map, tensors: array }', 'contents', contents));
-  }
-  for (const key of contents.metadata.keys()) {
-    if (typeof key !== 'string' || key.length === 0) throw new TypeError(expected('non-empty string', 'metadata key', key));
-  }
-  const seen = new Set<string>();
-  contents.tensors.forEach((t, i) => checkTensor(t, i, seen));
+  checkContents(contents);
   const alignment = alignmentOf(contents.metadata);
   const header = encodeHeader(contents, alignment);
-
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  const handle = await open(tmp, 'w');
-  try {
-    await writeAll(handle, header);
-    for (const t of contents.tensors) await writeTensorData(handle, t, alignment);
-    await handle.sync();
-    await handle.close();
-    await rename(tmp, path);
-  } catch (err) {
-    await handle.close().catch(() => undefined); // may already be closed
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  fsyncDir(dirname(path));
+  // Refuse before streaming gigabytes into a disk that cannot hold them.
+  await checkFreeSpace(path, header.length + dataBytes(contents, alignment));
+  await writeViaTemp(path, async (sink) => {
+    await sink.write(header);
+    for (const t of contents.tensors) await writeTensorData(sink, t, alignment);
+  });
 }
