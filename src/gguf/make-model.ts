@@ -7,7 +7,8 @@ import { MODEL_PRESET_NAMES, MODEL_PRESETS, type ModelPresetName, type ModelShap
 import type { GgufKv } from './reader.js';
 import { WeightRandom } from './random.js';
 import { claimPaddingSlot, defaultChatTemplatePath, defaultVocabPath, qwen25TokenizerMetadata } from './vocab.js';
-import { tensorBytes, writeGguf, type GgufTensorInput } from './writer.js';
+import { formatBytes } from '../util/output.js';
+import { ggufFileBytes, tensorBytes, writeGguf, type GgufTensorInput } from './writer.js';
 
 /** Storage type of the generated 2-D weights (norms and biases always stay F32). */
 export type ModelWeightType = 'f32' | 'f16' | 'q8_0';
@@ -55,6 +56,37 @@ export interface ModelPlan {
   parameters: number;
 }
 
+/** What {@link makeModel} wrote. */
+export interface MakeModelResult extends ModelPlan {
+  /** Id of `<|embed_token|>`; null with `embedToken: false`. */
+  embedTokenId: number | null;
+  /** Exact size of the written file in bytes (header, metadata and aligned tensor data). */
+  fileBytes: number;
+}
+
+/**
+ * The largest model {@link makeModel} generates: per-field bounds, and a cap on the file size.
+ * Generated models are for tests, demos and benchmarks (the `qwen2.5-0.5b` preset is 1.9 GiB as
+ * f32); the cap keeps a mistyped flag from filling a disk for hours (a 123 TB request is refused
+ * at once, with its size).
+ */
+export const MAKE_MODEL_LIMITS = {
+  layers: 256,
+  embd: 16384,
+  heads: 256,
+  kvHeads: 256,
+  ff: 65536,
+  vocabRows: 1 << 20,
+  /** Bytes of the whole file: 32 GiB. */
+  fileBytes: 32 * 2 ** 30,
+} as const;
+
+function checkFileLimit(bytes: number, what: string): void {
+  if (bytes > MAKE_MODEL_LIMITS.fileBytes) {
+    throw new RangeError(`make-model would write ${what}${formatBytes(bytes)}, more than the ${formatBytes(MAKE_MODEL_LIMITS.fileBytes)} limit; choose a smaller shape`);
+  }
+}
+
 const KNOWN_OPTIONS = [
   'out', 'preset', 'seed', 'type', 'vocabPath', 'chatTemplate', 'embedToken', 'arch', 'layers', 'embd', 'heads', 'kvHeads', 'ff',
   'contextLength', 'ropeTheta', 'rmsEps', 'tieEmbeddings', 'vocabRows',
@@ -74,16 +106,16 @@ function resolveShape(options: MakeModelOptions): { shape: ModelShape; preset: M
     if (options[key] !== undefined) (shape as unknown as Record<string, unknown>)[key] = options[key];
   }
   assertOneOf(shape.arch, 'options.arch', ['qwen2', 'llama', 'qwen3']);
-  assertInteger(shape.layers, 'options.layers', 1, 512);
-  assertInteger(shape.embd, 'options.embd', 1, 1 << 16);
-  assertInteger(shape.heads, 'options.heads', 1, 1024);
-  assertInteger(shape.kvHeads, 'options.kvHeads', 1, 1024);
-  assertInteger(shape.ff, 'options.ff', 1, 1 << 18);
+  assertInteger(shape.layers, 'options.layers', 1, MAKE_MODEL_LIMITS.layers);
+  assertInteger(shape.embd, 'options.embd', 1, MAKE_MODEL_LIMITS.embd);
+  assertInteger(shape.heads, 'options.heads', 1, MAKE_MODEL_LIMITS.heads);
+  assertInteger(shape.kvHeads, 'options.kvHeads', 1, MAKE_MODEL_LIMITS.kvHeads);
+  assertInteger(shape.ff, 'options.ff', 1, MAKE_MODEL_LIMITS.ff);
   assertInteger(shape.contextLength, 'options.contextLength', 1, 1 << 24);
   assertNumber(shape.ropeTheta, 'options.ropeTheta', Number.MIN_VALUE);
   assertNumber(shape.rmsEps, 'options.rmsEps', Number.MIN_VALUE, 1);
   assertBoolean(shape.tieEmbeddings, 'options.tieEmbeddings');
-  assertInteger(shape.vocabRows, 'options.vocabRows', 1, 1 << 22);
+  assertInteger(shape.vocabRows, 'options.vocabRows', 1, MAKE_MODEL_LIMITS.vocabRows);
   if (shape.embd % shape.heads !== 0) throw new RangeError(`Expected options.embd (${shape.embd}) to be a multiple of options.heads (${shape.heads})`);
   if (shape.heads % shape.kvHeads !== 0) throw new RangeError(`Expected options.heads (${shape.heads}) to be a multiple of options.kvHeads (${shape.kvHeads})`);
   if ((shape.embd / shape.heads) % 2 !== 0) throw new RangeError(`Expected an even head size for RoPE but embd / heads = ${shape.embd / shape.heads}`);
@@ -149,9 +181,11 @@ export function planModel(options: MakeModelOptions): ModelPlan {
     matrix(`${blk}.ffn_up.weight`, embd, ff);
     matrix(`${blk}.ffn_down.weight`, ff, embd, residualStd(ff));
   }
+  const bytes = tensors.reduce((a, t) => a + t.nbytes, 0);
+  checkFileLimit(bytes, 'at least ');
   return {
     shape, preset, seed, type, tensors,
-    tensorBytes: tensors.reduce((a, t) => a + t.nbytes, 0),
+    tensorBytes: bytes,
     parameters: tensors.reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0),
   };
 }
@@ -207,12 +241,14 @@ function tensorSource(plan: ModelPlan, t: PlannedTensor): () => AsyncIterable<Ui
  * first padding slot (id 151665, where Qwen2.5-Instruct models get it too). Weights come from a
  * seeded PRNG, approximately normal: embeddings and biases with std 0.02, block matrices with
  * std 1/√fan_in; norms are 1. llama.cpp then generates deterministic, non-degenerate text. Resolves to the plan that was written and the embed token's id (null
- * with `embedToken: false`).
+ * with `embedToken: false`) and the file's exact size. Shapes are bounded by {@link MAKE_MODEL_LIMITS};
+ * a shape over the size cap is refused before anything is generated, and a file larger than the
+ * free space of the output's file system before anything is written.
  *
  * @example
  * const { embedTokenId } = await makeModel({ out: '/tmp/tiny.gguf', preset: 'tiny', seed: 7, type: 'q8_0' });
  */
-export async function makeModel(options: MakeModelOptions): Promise<ModelPlan & { embedTokenId: number | null }> {
+export async function makeModel(options: MakeModelOptions): Promise<MakeModelResult> {
   const plan = planModel(options);
   assertString(options.out, 'options.out', { nonEmpty: true });
   const withEmbedToken = options.embedToken ?? true;
@@ -236,6 +272,8 @@ export async function makeModel(options: MakeModelOptions): Promise<ModelPlan & 
     throw new RangeError(`Expected options.vocabRows (${plan.shape.vocabRows}) to leave a padding row for <|embed_token|>`);
   }
   const tensors: GgufTensorInput[] = plan.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: tensorSource(plan, t) }));
+  const fileBytes = ggufFileBytes({ metadata, tensors });
+  checkFileLimit(fileBytes, '');
   await writeGguf(options.out, { metadata, tensors });
-  return { ...plan, embedTokenId };
+  return { ...plan, embedTokenId, fileBytes };
 }
