@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 'use strict';
-require('../dist/cli/bench.js')
-  .main(process.argv.slice(2))
-  .then((code) => { process.exitCode = code; });
+const cli = require('../dist/cli/bench.js');
+cli.installCliProcessHandlers();
+cli.main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

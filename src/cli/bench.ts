@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { join } from 'node:path';
 import { benchReportHtml } from '../bench/html';
 import { runBench } from '../bench/run';
 import { formatReport } from '../bench/table';
 import { RETRIEVER_NAMES, type RetrieverName } from '../bench/types';
-import { SearchR3Error } from '../util/errors';
+import { checkOutputs, type NamedPath } from '../util/output';
 import { writeFileAtomic } from '../util/fs';
 import { intFlag, parse, UsageError } from './args';
+import { reportError } from './process';
 
 const HELP = `usage: search-r3-bench [options]
 
@@ -24,6 +25,8 @@ model (generated locally, untrained), every retriever; a few minutes on two CPU 
   --json FILE                   write every figure as JSON
   --report FILE.html            write a self-contained HTML report with charts
   --runs DIR                    write each retriever's TREC run file to DIR/<retriever>.run
+  --force                       replace --json, --report and run files that already exist
+                                (without it the run refuses them before starting)
   --quiet                       no progress bars or status lines
   -h, --help                    this help
 `;
@@ -41,25 +44,28 @@ function retrieversFlag(value: unknown): RetrieverName[] | undefined {
   return names as RetrieverName[];
 }
 
-/** Fails before the run, not after minutes of work, when an output file cannot be written. */
-async function checkWritable(file: unknown, flag: string): Promise<string | undefined> {
-  if (file === undefined) return undefined;
-  const path = String(file);
-  if (path === '') throw new UsageError(`Expected a file name for --${flag}`);
-  const dir = dirname(resolve(path));
-  const st = await stat(dir).catch(() => null);
-  if (!st?.isDirectory()) throw new SearchR3Error('ERR_FILE', `cannot write --${flag} ${path}: directory ${dir} does not exist`);
-  const target = await stat(path).catch(() => null);
-  if (target?.isDirectory()) throw new SearchR3Error('ERR_FILE', `cannot write --${flag} ${path}: it is a directory`);
-  return path;
-}
-
-async function writeOutput(file: string, flag: string, data: string): Promise<void> {
-  try {
-    await writeFileAtomic(file, data);
-  } catch (err) {
-    throw new SearchR3Error('ERR_FILE', `cannot write --${flag} ${file}: ${(err as Error).message}`, { cause: err });
+/**
+ * The files a run will write, checked before minutes of work: none may be an input, nor exist
+ * without --force. Run files are only checked when --runs already exists (runBench creates it).
+ */
+async function checkBenchOutputs(values: Record<string, unknown>, retrievers: readonly RetrieverName[]): Promise<void> {
+  const outputs: NamedPath[] = [];
+  for (const flag of ['json', 'report'] as const) {
+    const path = values[flag];
+    if (path === undefined) continue;
+    if (path === '') throw new UsageError(`Expected a file name for --${flag}`);
+    outputs.push({ path: String(path), name: `--${flag}` });
   }
+  const runs = values.runs;
+  if (typeof runs === 'string' && (await stat(runs).catch(() => null))?.isDirectory()) {
+    for (const r of retrievers) outputs.push({ path: join(runs, `${r}.run`), name: '--runs' });
+  }
+  const inputs: NamedPath[] = [];
+  for (const flag of ['model', 'lora'] as const) if (typeof values[flag] === 'string') inputs.push({ path: values[flag] as string, name: `--${flag}` });
+  if (typeof values.dataset === 'string') {
+    for (const file of ['corpus.jsonl', 'queries.jsonl', join('qrels', 'test.tsv')]) inputs.push({ path: join(values.dataset, file), name: '--dataset' });
+  }
+  await checkOutputs(outputs, { inputs, force: values.force === true });
 }
 
 async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
@@ -67,7 +73,7 @@ async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.Wri
     dataset: { type: 'string' }, model: { type: 'string' }, lora: { type: 'string' }, retrievers: { type: 'string' },
     'max-reasoning-tokens': { type: 'string' }, 'limit-queries': { type: 'string' }, 'latency-queries': { type: 'string' },
     threads: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' }, runs: { type: 'string' },
-    quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    quiet: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
     out.write(HELP);
@@ -91,8 +97,9 @@ async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.Wri
     threads: intFlag(values.threads, 'threads', 1, 1024),
     runsDir: values.runs as string | undefined,
   };
-  const json = await checkWritable(values.json, 'json');
-  const report = await checkWritable(values.report, 'report');
+  await checkBenchOutputs(values, retrievers ?? RETRIEVER_NAMES);
+  const json = values.json as string | undefined;
+  const report = values.report as string | undefined;
   const quiet = values.quiet === true;
   const result = await runBench({
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
@@ -100,8 +107,8 @@ async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.Wri
     log: quiet ? undefined : (line: string) => err.write(`search-r3-bench: ${line}\n`),
   });
   out.write(formatReport(result));
-  if (json) await writeOutput(json, 'json', `${JSON.stringify(result, null, 2)}\n`);
-  if (report) await writeOutput(report, 'report', benchReportHtml(result));
+  if (json) await writeFileAtomic(json, `${JSON.stringify(result, null, 2)}\n`);
+  if (report) await writeFileAtomic(report, benchReportHtml(result));
   return 0;
 }
 
@@ -115,15 +122,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   try {
     return await bench(argv, out, err);
   } catch (e) {
-    if (e instanceof UsageError) {
-      err.write(`search-r3-bench: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof SearchR3Error || e instanceof TypeError || e instanceof RangeError) {
-      err.write(`search-r3-bench: ${e.message}\n`);
-      return 1;
-    }
-    err.write(`search-r3-bench: unexpected failure: ${(e as Error)?.stack ?? String(e)}\n`);
-    return 1;
+    return reportError('search-r3-bench', e, err);
   }
 }
+
+export { installCliProcessHandlers } from './process';

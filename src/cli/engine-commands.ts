@@ -4,6 +4,7 @@ import { Embedder } from '../engine/embedder';
 import { Model } from '../engine/model';
 import { ggufInfo } from '../gguf/info';
 import { SearchR3Error } from '../util/errors';
+import { checkInputs } from '../util/output';
 import { startProgress } from '../util/progress';
 import { intFlag, numFlag, oneOfFlag, parse, UsageError } from './args';
 
@@ -95,7 +96,10 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
   });
   const path = modelArg(positionals, usage);
   const items = positionals.slice(1).map((text, i) => ({ id: String(i), text }));
-  if (typeof values.input === 'string') items.push(...(await readInputs(values.input)));
+  if (typeof values.input === 'string') {
+    await checkInputs([{ path: values.input, name: '--input' }]);
+    items.push(...(await readInputs(values.input)));
+  }
   if (items.length === 0) throw new UsageError(`nothing to embed: give TEXT arguments or --input FILE.jsonl; usage: ${usage}`);
   const model = await Model.load(path);
   try {

@@ -1,8 +1,7 @@
 import { runEvalCli } from '../eval/cli';
-import { SearchR3Error } from '../util/errors';
-import { UsageError } from './args';
 import { embedCommand, generateCommand, infoCommand } from './engine-commands';
 import { addEmbedTokenCommand, makeModelCommand } from './model-commands';
+import { reportError } from './process';
 import { trainCommand } from './train-commands';
 
 type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
@@ -11,8 +10,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   info: { run: infoCommand, summary: 'info MODEL [--json]                      model metadata' },
   generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--json]' },
   embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--input FILE.jsonl] [--json] [TEXT…]' },
-  'make-model': { run: makeModelCommand, summary: 'make-model --out FILE [--preset NAME] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0]' },
-  'add-embed-token': { run: addEmbedTokenCommand, summary: 'add-embed-token IN OUT                    add <|embed_token|> to a GGUF' },
+  'make-model': { run: makeModelCommand, summary: 'make-model --out FILE [--preset NAME] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--force]' },
+  'add-embed-token': { run: addEmbedTokenCommand, summary: 'add-embed-token IN OUT [--force]          add <|embed_token|> to a GGUF' },
   train: { run: trainCommand, summary: 'train sft --model M.gguf --train FILE --out ADAPTER.gguf [--eval DIR] [--steps N] [--resume] [--json] …' },
   eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'eval QRELS RUN [--json] [-m measure…] [-q]  trec_eval-identical metrics' },
 };
@@ -39,15 +38,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   try {
     return await cmd.run(rest, out);
   } catch (e) {
-    if (e instanceof UsageError) {
-      err.write(`search-r3 ${name}: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof SearchR3Error || e instanceof TypeError || e instanceof RangeError) {
-      err.write(`search-r3 ${name}: ${e.message}\n`);
-      return 1;
-    }
-    err.write(`search-r3 ${name}: unexpected failure: ${(e as Error)?.stack ?? String(e)}\n`);
-    return 1;
+    return reportError(`search-r3 ${name}`, e, err);
   }
 }
+
+export { installCliProcessHandlers } from './process';
