@@ -39,7 +39,8 @@ export {
   readPairsJsonl, readBeirPairs, loadTrainingData, encodePair, encodeEmbedText, makeRetrievalTask,
   type PairRecord, type EncodedPair, type RetrievalTask, type RetrievalTaskOptions,
 } from './train/data';
-export { trainStage1, type Stage1StepLog, type Stage1Result } from './train/stage1';
+export { trainStage1, type Stage1StepLog, type Stage1Result, type Stage1Hooks } from './train/stage1';
+export type { RunPhase } from './train/run';
 export { resolveStage1, type Stage1Options, type Stage1LossWeights } from './train/stage1-config';
 export { evaluateRetrieval, type RetrievalSplit, type RetrievalScores } from './train/retrieval-eval';
 export { lrAt, resolveLrSchedule, LR_SCHEDULE_KINDS, type LrScheduleKind, type LrScheduleOptions } from './train/schedule';

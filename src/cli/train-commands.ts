@@ -11,7 +11,7 @@ const SFT_USAGE =
   '[--accumulate K] [--lr X] [--warmup N] [--schedule cosine|linear|constant] [--lora-rank R] [--lora-alpha A] ' +
   '[--lora-targets attn_q,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature T] [--margin M] ' +
   '[--hard-negatives N] [--max-tokens N] [--checkpoint-every N] [--eval-every N] [--seed S] [--threads N] [--lean-memory] ' +
-  '[--resume] [--json]';
+  '[--resume | --force] [--json]';
 
 /** `search-r3 train <stage> …`: only stage 1 (`sft`) exists so far. */
 export async function trainCommand(argv: string[], out: Out): Promise<number> {
@@ -42,11 +42,14 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     model: s, train: s, out: s, eval: s, steps: s, batch: s, accumulate: s, lr: s, warmup: s, schedule: s, 'lora-rank': s,
     'lora-alpha': s, 'lora-targets': s, 'loss-weights': s, temperature: s, margin: s, 'hard-negatives': s, 'max-tokens': s,
     'checkpoint-every': s, 'eval-every': s, seed: s, threads: s, 'lean-memory': { type: 'boolean' }, resume: { type: 'boolean' },
-    json: { type: 'boolean' },
+    force: { type: 'boolean' }, json: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; usage: ${SFT_USAGE}`);
   for (const flag of ['model', 'train', 'out'] as const) {
     if (typeof values[flag] !== 'string') throw new UsageError(`missing --${flag}; usage: ${SFT_USAGE}`);
+  }
+  if (values.resume && values.force) {
+    throw new UsageError('--resume and --force contradict each other: --resume continues the run at --out, --force replaces it');
   }
   const rank = intFlag(values['lora-rank'], 'lora-rank', 1, 4096);
   const result = await trainStage1({
@@ -72,6 +75,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     threads: intFlag(values.threads, 'threads', 1, 1024),
     leanMemory: values['lean-memory'] === true,
     resume: values.resume === true,
+    force: values.force === true,
     progress: !values.json,
   }, {
     onStep: values.json ? (log) => out.write(`${JSON.stringify(log)}\n`) : undefined,
@@ -80,6 +84,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     out.write(`${JSON.stringify({ result })}\n`);
   } else {
     out.write(`adapter   ${result.adapter} (state ${result.state}, log ${result.log})\n`);
+    if (result.adapterRepaired) out.write(`repaired  the adapter on disk was not the checkpoint's (step ${result.resumedFrom}); rewritten from the state\n`);
     out.write(`steps     ${result.resumedFrom} -> ${result.steps}, final loss ${result.finalLoss.toFixed(4)}, ${result.tokensPerSecond.toFixed(0)} tokens/s\n`);
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
     out.write(`memory    weights ${mib(result.weightBytes)}, transposed copies ${result.transposedBytes ? mib(result.transposedBytes) : 'none (--lean-memory)'}\n`);

@@ -62,6 +62,8 @@ export interface Stage1Options {
   evalEvery?: number;
   /** Continue from `<out>.state` exactly where it stopped. Default false. */
   resume?: boolean;
+  /** Replace an earlier run's adapter, state and log at `out` (without it, or `resume`, they are refused). Default false. */
+  force?: boolean;
   /** Data order and LoRA initialisation seed. Default 0. */
   seed?: number;
   threads?: number;
@@ -82,7 +84,7 @@ export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | '
 const KEYS = [
   'model', 'train', 'out', 'eval', 'steps', 'batch', 'accumulate', 'lr', 'warmupSteps', 'schedule', 'minLrRatio', 'weightDecay',
   'clipNorm', 'lora', 'losses', 'temperature', 'margin', 'hardNegatives', 'maxTokens', 'checkpointEvery', 'evalEvery', 'resume',
-  'seed', 'threads', 'leanMemory', 'template', 'progress',
+  'force', 'seed', 'threads', 'leanMemory', 'template', 'progress',
 ];
 
 /** Fills defaults and checks every field; errors name the field and quote the value. */
@@ -135,6 +137,9 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
   assertInteger(evalEvery, 'evalEvery', 0, 1e9);
   const resume = o.resume ?? false;
   assertBoolean(resume, 'resume');
+  const force = o.force ?? false;
+  assertBoolean(force, 'force');
+  if (resume && force) throw new RangeError('resume and force both set: resume continues the run at out, force replaces it; choose one');
   const seed = o.seed ?? 0;
   assertInteger(seed, 'seed', 0, 0xffffffff);
   if (o.threads !== undefined) assertInteger(o.threads, 'threads', 1, 1024);
@@ -145,7 +150,7 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
   return {
     model: o.model, train: o.train, out: o.out, eval: o.eval ?? null, steps, batch, accumulate, lr, warmupSteps, schedule, minLrRatio,
     weightDecay, clipNorm, lora: { rank, alpha: lora.alpha ?? 2 * rank, targets, seed: lora.seed ?? seed }, losses, temperature, margin,
-    hardNegatives, maxTokens, checkpointEvery, evalEvery, resume, seed, threads: o.threads, leanMemory,
+    hardNegatives, maxTokens, checkpointEvery, evalEvery, resume, force, seed, threads: o.threads, leanMemory,
     template: o.template ?? DEFAULT_EMBED_TEMPLATE, progress,
   };
 }

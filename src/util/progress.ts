@@ -13,7 +13,7 @@ export interface ProgressOptions {
   unit?: string;
   /** Output stream, default process.stderr. */
   stream?: NodeJS.WriteStream;
-  /** Fields shown after the bar, e.g. ['loss']. */
+  /** Fields shown after the bar, e.g. ['loss', 'tok/s']; any label, `tick` takes values under the same names. */
   fields?: string[];
   /** Disable output entirely (library use, tests). */
   silent?: boolean;
@@ -27,7 +27,16 @@ export function startProgress(label: string, total: number, options: ProgressOpt
   const stream = options.stream ?? process.stderr;
   const unit = options.unit ?? 'items';
   if (options.silent) return { tick() {}, stop() {} };
-  const extra = (options.fields ?? []).map((f) => ` | ${f} {${f}}`).join('');
+  // cli-progress fills only `{word}` placeholders, so a label like 'tok/s' gets a payload key of its
+  // own (f0, f1, …); the label stays as written.
+  const labels = options.fields ?? [];
+  const key = new Map(labels.map((f, i) => [f, `f${i}`]));
+  const payload = (values: Record<string, string | number>): Record<string, string | number> => {
+    const p: Record<string, string | number> = {};
+    for (const [f, v] of Object.entries(values)) p[key.get(f) ?? f] = v;
+    return p;
+  };
+  const extra = labels.map((f) => ` | ${f} {${key.get(f)}}`).join('');
   const bar = new SingleBar(
     {
       format: `${label.padEnd(16)} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}${extra}`,
@@ -42,14 +51,14 @@ export function startProgress(label: string, total: number, options: ProgressOpt
   );
   const started = Date.now();
   const initial: Record<string, string | number> = { rate: '0.0' };
-  for (const f of options.fields ?? []) initial[f] = '-';
+  for (const f of labels) initial[key.get(f)!] = '-';
   bar.start(total, 0, initial);
   let done = 0;
   return {
     tick(n = 1, fields = {}) {
       done += n;
       const seconds = (Date.now() - started) / 1000;
-      bar.increment(n, { ...fields, rate: seconds > 0 ? (done / seconds).toFixed(1) : '0.0' });
+      bar.increment(n, { ...payload(fields), rate: seconds > 0 ? (done / seconds).toFixed(1) : '0.0' });
     },
     stop() {
       bar.stop();
