@@ -56,6 +56,24 @@ int64_t GetInt(const Napi::Value & v, const char * name, int64_t min, int64_t ma
   return (int64_t)d;
 }
 
+static std::string FormatNumber(double d) {
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";  // as JS prints it
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", d);
+  return buf;
+}
+
+double GetNumberIn(const Napi::Value & v, const char * name, double min, double max, bool min_open, bool max_open) {
+  double d = GetNumber(v, name);
+  bool below = min_open ? !(d > min) : !(d >= min);
+  bool above = max_open ? !(d < max) : !(d <= max);
+  if (below || above || !std::isfinite(d)) {
+    throw Napi::RangeError::New(v.Env(), std::string("Expected a finite number in ") + (min_open ? "(" : "[") + FormatNumber(min) + ", " +
+                                             FormatNumber(max) + (max_open ? ")" : "]") + " for " + name + " but received " + FormatNumber(d));
+  }
+  return d;
+}
+
 bool GetBool(const Napi::Value & v, const char * name) {
   if (!v.IsBoolean()) ThrowType(v, "boolean", name);
   return v.As<Napi::Boolean>().Value();

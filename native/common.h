@@ -26,6 +26,9 @@ Napi::Error MakeError(Napi::Env env, const std::string & code, const std::string
 std::string GetString(const Napi::Value & v, const char * name);
 double GetNumber(const Napi::Value & v, const char * name);
 int64_t GetInt(const Napi::Value & v, const char * name, int64_t min, int64_t max);
+// A finite number in the interval from min to max, each end closed or open (RangeError quoting the
+// interval otherwise): for values TS resolves and the addon must check, never default.
+double GetNumberIn(const Napi::Value & v, const char * name, double min, double max, bool min_open = false, bool max_open = false);
 bool GetBool(const Napi::Value & v, const char * name);
 Napi::Object GetObject(const Napi::Value & v, const char * name);
 std::vector<int32_t> GetInt32Array(const Napi::Value & v, const char * name);

@@ -134,11 +134,12 @@ export interface NativeTrainer {
     architecture: string; nVocab: number; nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number;
     weightBytes: number; transposedBytes: number; loraParams: number; rank: number; alpha: number; step: number; microBatches: number;
   };
-  forward(batch: NativeTrainBatch, options: { lora?: boolean; logits?: boolean; hidden?: boolean; logp?: boolean }):
+  forward(batch: NativeTrainBatch, options: { lora: boolean; logits: boolean; hidden: boolean; logp: boolean }):
     Promise<{ logits: Float32Array | null; hidden: Float32Array | null; logp: Float32Array | null }>;
   accumulate(batch: NativeTrainBatch, loss: NativeLossSpec):
     Promise<{ total: number; parts: Partial<Record<NativeLossPart, number>>; finite: boolean; logp: Float32Array | null; seconds: number }>;
-  step(options: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clipNorm?: number }):
+  /** Every value is required: the addon has no defaults (src/train/defaults.ts has them). */
+  step(options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; clipNorm: number }):
     Promise<{ gradNorm: number; clipped: boolean; step: number }>;
   getTensors(part: NativeTensorPart): { name: string; dims: number[]; data: Float32Array }[];
   setTensors(part: NativeTensorPart, tensors: { name: string; data: Float32Array }[]): void;
@@ -155,7 +156,8 @@ export interface NativeBinding {
   createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
   systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean };
   setLogLevel(level: 0 | 1 | 2 | 3 | 4): void;
-  createTrainer(path: string, options: { rank: number; alpha: number; modules: number; seed: number; threads?: number; transposedWeights: boolean }): Promise<NativeTrainer>;
+  /** `targets`: LORA_MODULES names (src/train/trainer.ts holds the one list), each checked by the addon. */
+  createTrainer(path: string, options: { rank: number; alpha: number; targets: string[]; seed: number; threads?: number; transposedWeights: boolean }): Promise<NativeTrainer>;
 }
 
 let cached: NativeBinding | undefined;

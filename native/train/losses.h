@@ -12,7 +12,8 @@ namespace sr3 {
 enum LossPart { kLossSft, kLossKl, kLossInfoNce, kLossTriplet, kLossGrpo, kLossGrpoKl, kLossPartCount };
 const char * LossPartName(int part);
 
-// Weights and per-row inputs of every loss. A loss with weight 0 is not built.
+// Weights and per-row inputs of every loss. A loss with weight 0 is not built. No defaults here:
+// TS resolves every value (src/train/defaults.ts) and the wrapper requires each of a loss it builds.
 struct LossSpec {
   float w[kLossPartCount - 1] = {0, 0, 0, 0, 0};  // sft, kl, infonce, triplet, grpo
   // SFT: -sum_m sft_w[m] * log p(target_m). KL: sum_m kl_w[m] * KL(p_theta || p_ref) at row m.
@@ -20,14 +21,14 @@ struct LossSpec {
   // InfoNCE: query i (an index into embed_rows) against candidates (indices into embed_rows);
   // its positive is candidates[nce_label[i]]. Mean over queries of the cross-entropy.
   std::vector<int32_t> nce_q, nce_c, nce_label;
-  float temperature = 0.05f;
+  float temperature = 0;
   // Triplet: mean over t of relu(margin + cos(a_t, n_t) - cos(a_t, p_t)).
   std::vector<int32_t> tri_a, tri_p, tri_n;
-  float margin = 0.2f;
+  float margin = 0;
   // GRPO: -sum_m grpo_w[m] * min(r_m A_m, clip(r_m, 1-eps_low, 1+eps_high) A_m), r = exp(logp - old),
   // plus kl_coef * sum_m grpo_w[m] * k3(ref, logp). grpo_w carries the mask and the normalisation.
   std::vector<float> grpo_w, grpo_adv, grpo_old;
-  float eps_low = 0.2f, eps_high = 0.2f, grpo_kl = 0.0f;
+  float eps_low = 0, eps_high = 0, grpo_kl = 0;
 
   bool Uses(int part) const { return part < kLossPartCount - 1 && w[part] != 0.0f; }
   bool NeedsLogits() const { return Uses(kLossSft) || Uses(kLossKl) || Uses(kLossGrpo); }

@@ -40,11 +40,12 @@ struct LossResult {
   double seconds = 0;
 };
 
+// No defaults here: TS resolves every value (src/train/defaults.ts) and the wrapper requires each.
 struct OptimSpec {
-  float lr = 1e-4f;
-  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-  float weight_decay = 0.0f;
-  float clip_norm = 0.0f;   // 0: no clipping
+  float lr = 0;
+  float beta1 = 0, beta2 = 0, eps = 0;
+  float weight_decay = 0;
+  float clip_norm = 0;   // 0: no clipping
 };
 
 struct StepResult {

@@ -5,11 +5,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <thread>
 
 namespace sr3 {
 
 namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // A worker made of two closures: `work` runs off the JS thread, `result` builds the value.
 class TrainerJob : public PromiseWorker {
@@ -93,7 +96,7 @@ LossSpec ReadLoss(const Napi::Value & v) {
   }
   if (Napi::Object p = part("infonce"); !p.IsEmpty()) {
     s.w[kLossInfoNce] = (float)GetNumber(p.Get("weight"), "infonce.weight");
-    s.temperature = (float)GetNumber(p.Get("temperature"), "infonce.temperature");
+    s.temperature = (float)GetNumberIn(p.Get("temperature"), "infonce.temperature", 0, kInf, true, true);
     s.nce_q = GetInt32Array(p.Get("queries"), "infonce.queries");
     s.nce_c = GetInt32Array(p.Get("candidates"), "infonce.candidates");
     s.nce_label = GetInt32Array(p.Get("labels"), "infonce.labels");
@@ -105,7 +108,7 @@ LossSpec ReadLoss(const Napi::Value & v) {
   }
   if (Napi::Object p = part("triplet"); !p.IsEmpty()) {
     s.w[kLossTriplet] = (float)GetNumber(p.Get("weight"), "triplet.weight");
-    s.margin = (float)GetNumber(p.Get("margin"), "triplet.margin");
+    s.margin = (float)GetNumberIn(p.Get("margin"), "triplet.margin", 0, kInf, false, true);
     s.tri_a = GetInt32Array(p.Get("anchors"), "triplet.anchors");
     s.tri_p = GetInt32Array(p.Get("positives"), "triplet.positives");
     s.tri_n = GetInt32Array(p.Get("negatives"), "triplet.negatives");
@@ -115,11 +118,32 @@ LossSpec ReadLoss(const Napi::Value & v) {
     s.grpo_w = GetFloat32Array(p.Get("rowWeights"), "grpo.rowWeights");
     s.grpo_adv = GetFloat32Array(p.Get("advantages"), "grpo.advantages");
     s.grpo_old = GetFloat32Array(p.Get("logpOld"), "grpo.logpOld");
-    s.eps_low = (float)GetNumber(p.Get("epsLow"), "grpo.epsLow");
-    s.eps_high = (float)GetNumber(p.Get("epsHigh"), "grpo.epsHigh");
-    s.grpo_kl = (float)GetNumber(p.Get("klCoef"), "grpo.klCoef");
+    // 1 - epsLow must stay positive: the ratio is clipped to [1 - epsLow, 1 + epsHigh].
+    s.eps_low = (float)GetNumberIn(p.Get("epsLow"), "grpo.epsLow", 0, 1, false, true);
+    s.eps_high = (float)GetNumberIn(p.Get("epsHigh"), "grpo.epsHigh", 0, kInf, false, true);
+    s.grpo_kl = (float)GetNumberIn(p.Get("klCoef"), "grpo.klCoef", 0, kInf, false, true);
   }
   return s;
+}
+
+// The adapted modules, by the names TS's LORA_MODULES lists; each must be a module this trainer knows.
+uint32_t ReadTargets(const Napi::Value & v) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() == 0) {
+    throw Napi::TypeError::New(v.Env(), "Expected a non-empty array of module names for targets");
+  }
+  Napi::Array list = v.As<Napi::Array>();
+  std::string known;
+  for (int m = 0; m < kModuleCount; m++) known += std::string(m ? ", " : "") + TrainModuleName(m);
+  uint32_t modules = 0;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    std::string name = GetString(list.Get(i), "targets[i]");
+    int m = 0;
+    while (m < kModuleCount && name != TrainModuleName(m)) m++;
+    if (m == kModuleCount) throw Napi::RangeError::New(v.Env(), "Expected one of " + known + " for targets[" + std::to_string(i) + "] but received '" + name + "'");
+    if (modules & (1u << m)) throw Napi::RangeError::New(v.Env(), "Expected each module once in targets but received '" + name + "' twice");
+    modules |= 1u << m;
+  }
+  return modules;
 }
 
 LoraPart ReadPart(const Napi::Value & v) {
@@ -155,11 +179,11 @@ Napi::Value TrainerWrap::Create(const Napi::CallbackInfo & info) {
   LoraConfig c;
   c.rank = (int)GetInt(o.Get("rank"), "rank", 1, 4096);
   c.alpha = (float)GetNumber(o.Get("alpha"), "alpha");
-  c.modules = (uint32_t)GetInt(o.Get("modules"), "modules", 1, (1 << kModuleCount) - 1);
+  c.modules = ReadTargets(o.Get("targets"));
   c.seed = (uint64_t)GetInt(o.Get("seed"), "seed", 0, 0xFFFFFFFFll);
   int hw = (int)std::max(1u, std::thread::hardware_concurrency());
   int threads = (int)OptInt(o, "threads", hw, 1, 1024);
-  bool transposed = OptBool(o, "transposedWeights", true);
+  bool transposed = GetBool(o.Get("transposedWeights"), "transposedWeights");
   auto * w = new CreateTrainerWorker(env, std::move(path), c, threads, transposed);
   w->Queue();
   return w->Promise();
@@ -206,10 +230,10 @@ Napi::Value TrainerWrap::Forward(const Napi::CallbackInfo & info) {
   TrainBatch batch = ReadBatch(info[0]);
   Napi::Object o = GetObject(info[1], "options");
   ForwardRequest req;
-  req.lora = OptBool(o, "lora", true);
-  req.logits = OptBool(o, "logits", false);
-  req.hidden = OptBool(o, "hidden", false);
-  req.logp = OptBool(o, "logp", false);
+  req.lora = GetBool(o.Get("lora"), "lora");
+  req.logits = GetBool(o.Get("logits"), "logits");
+  req.hidden = GetBool(o.Get("hidden"), "hidden");
+  req.logp = GetBool(o.Get("logp"), "logp");
   Acquire(env);
   auto result = std::make_shared<ForwardResult>();
   Trainer * t = trainer.get();
@@ -257,12 +281,13 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo & info) {
   Napi::Env env = info.Env();
   Napi::Object o = GetObject(info[0], "options");
   OptimSpec s;
-  s.lr = (float)GetNumber(o.Get("lr"), "lr");
-  s.beta1 = (float)OptNumber(o, "beta1", s.beta1);
-  s.beta2 = (float)OptNumber(o, "beta2", s.beta2);
-  s.eps = (float)OptNumber(o, "eps", s.eps);
-  s.weight_decay = (float)OptNumber(o, "weightDecay", s.weight_decay);
-  s.clip_norm = (float)OptNumber(o, "clipNorm", s.clip_norm);
+  // Every value is required: the defaults live in TS (src/train/defaults.ts) and nowhere else.
+  s.lr = (float)GetNumberIn(o.Get("lr"), "lr", 0, kInf, false, true);
+  s.beta1 = (float)GetNumberIn(o.Get("beta1"), "beta1", 0, 1, false, true);
+  s.beta2 = (float)GetNumberIn(o.Get("beta2"), "beta2", 0, 1, false, true);
+  s.eps = (float)GetNumberIn(o.Get("eps"), "eps", 0, kInf, true, true);
+  s.weight_decay = (float)GetNumberIn(o.Get("weightDecay"), "weightDecay", 0, kInf, false, true);
+  s.clip_norm = (float)GetNumberIn(o.Get("clipNorm"), "clipNorm", 0, kInf, false, true);
   Acquire(env);
   auto result = std::make_shared<StepResult>();
   Trainer * t = trainer.get();

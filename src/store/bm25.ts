@@ -2,7 +2,7 @@ import { SearchR3Error } from '../util/errors.js';
 import { assertNumber, assertString, checkKeys, expected } from '../util/validate.js';
 import { assertPositiveInteger } from './checks.js';
 import { createEnglishAnalyzer, type Analyzer } from './analyzer.js';
-import { loadDirectory, saveDirectory } from './persistence.js';
+import { loadStoreDirectory, saveDirectory, type LoadedDirectory } from './persistence.js';
 
 /** Options of {@link Bm25Index}. */
 export interface Bm25Options {
@@ -154,7 +154,10 @@ export class Bm25Index {
   static async load(dir: string, options: Pick<Bm25Options, 'analyzer'> = {}): Promise<Bm25Index> {
     assertString(dir, 'dir', { nonEmpty: true });
     checkKeys(options, ['analyzer'], 'options');
-    const loaded = await loadDirectory(dir, KIND);
+    return loadStoreDirectory(dir, KIND, (loaded) => Bm25Index.#fromDirectory(dir, loaded, options));
+  }
+
+  static #fromDirectory = async (dir: string, loaded: LoadedDirectory, options: Pick<Bm25Options, 'analyzer'>): Promise<Bm25Index> => {
     const meta = loaded.meta as { k1: number; b: number; size: number; analyzer: string };
     if (meta.analyzer === 'custom' && options.analyzer === undefined) {
       throw new TypeError(`The BM25 index at ${dir} was built with a custom analyzer; pass it as options.analyzer`);
@@ -177,7 +180,7 @@ export class Bm25Index {
     index.#totalLength = file.lengths.reduce((a, b) => a + b, 0);
     for (const [term, docs, tfs] of file.terms) index.#postings.set(term, { docs, tfs });
     return index;
-  }
+  };
 }
 
 function countTerms(terms: string[]): Map<string, number> {

@@ -2,7 +2,7 @@ import { HierarchicalNSW } from 'hnswlib-node';
 import { SearchR3Error } from '../util/errors.js';
 import { assertInteger, assertString, checkKeys } from '../util/validate.js';
 import { compareHits } from './exact-search.js';
-import { loadDirectory, saveDirectory } from './persistence.js';
+import { loadStoreDirectory, saveDirectory, type LoadedDirectory } from './persistence.js';
 import type { SearchHit, SearchOptions, StalenessBucket, StoredVector, VectorIndex, VectorInput } from './types.js';
 import { normalize } from './vector-math.js';
 import { assertPositiveInteger } from './checks.js';
@@ -181,7 +181,10 @@ export class HnswStore implements VectorIndex {
   /** Loads a store written by {@link HnswStore.save}; a corrupt or missing file is ERR_STORE naming it. */
   static async load(dir: string): Promise<HnswStore> {
     assertString(dir, 'dir', { nonEmpty: true });
-    const loaded = await loadDirectory(dir, KIND);
+    return loadStoreDirectory(dir, KIND, (loaded) => HnswStore.#fromDirectory(dir, loaded));
+  }
+
+  static #fromDirectory = async (dir: string, loaded: LoadedDirectory): Promise<HnswStore> => {
     const records = await restoreStore(dir, loaded, { kernel: 'js' });
     const meta = loaded.meta as { efSearch?: unknown };
     const labels = JSON.parse((await loaded.read('labels')).toString('utf8')) as LabelsFile;
@@ -196,7 +199,7 @@ export class HnswStore implements VectorIndex {
       throw new SearchR3Error('ERR_STORE', `Store file ${loaded.path('labels')} maps ${store.#labelOf.size} ids but the store holds ${records.size}`);
     }
     return store;
-  }
+  };
 
   // Puts the record's current (normalised) vector into the graph under its label.
   #place(id: string): void {

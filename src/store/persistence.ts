@@ -3,7 +3,12 @@
  * named by a generation number, fsyncs them and the directory, then atomically replaces
  * `manifest.json` (which names the parts with their sizes and SHA-256), and only then deletes the
  * previous generation. A crash at any moment therefore leaves a manifest that names complete,
- * fsynced files: the old store or the new one. One writer per directory at a time.
+ * fsynced files: the old store or the new one.
+ *
+ * One writer per directory: a save holds the directory's writer lock (writer-lock.ts) from reading
+ * the previous generation to deleting it, and a second writer fails with ERR_STORE. Readers take
+ * no lock; a reader whose generation is deleted under it by a newer save starts over on the new
+ * manifest (see {@link loadStoreDirectory}).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
@@ -12,11 +17,15 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { SearchR3Error } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { lockStoreDirectory } from './writer-lock.js';
 
 const FORMAT = 'search-r3-store';
 const FORMAT_VERSION = 1;
 const MANIFEST = 'manifest.json';
 const CHUNK = 16 << 20;
+// A load restarts when a save replaced its generation; a writer saving in a tight loop could
+// otherwise keep a reader busy forever.
+const LOAD_ATTEMPTS = 8;
 
 /** One file of a save: either bytes to write, or a function that writes the file itself (e.g. a library's index writer). */
 export type PartSource = { name: string; chunks: readonly Uint8Array[] } | { name: string; writeTo: (file: string) => Promise<void> };
@@ -50,7 +59,7 @@ function bodyDigest(body: ManifestBody): string {
   return createHash('sha256').update(JSON.stringify(body)).digest('hex');
 }
 
-async function previousGeneration(dir: string): Promise<number> {
+async function manifestGeneration(dir: string): Promise<number> {
   try {
     const m = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as { generation?: unknown };
     return typeof m.generation === 'number' && Number.isSafeInteger(m.generation) ? m.generation : 0;
@@ -97,11 +106,23 @@ async function hashFile(file: string): Promise<{ bytes: number; sha256: string }
   return { bytes, sha256: hash.digest('hex') };
 }
 
-/** Writes `parts` and a manifest of `kind` with `meta` to `dir` atomically (see the module comment). */
+/**
+ * Writes `parts` and a manifest of `kind` with `meta` to `dir` atomically (see the module comment),
+ * holding the directory's writer lock: a concurrent writer gets ERR_STORE naming the holder.
+ */
 export async function saveDirectory(dir: string, kind: string, meta: unknown, parts: readonly PartSource[]): Promise<void> {
   if (endianness() !== 'LE') throw storeError('search-r3 stores are little-endian and this platform is big-endian');
   await mkdir(dir, { recursive: true });
-  const generation = (await previousGeneration(dir)) + 1;
+  const lock = await lockStoreDirectory(dir);
+  try {
+    await saveLocked(dir, kind, meta, parts, lock.assertHeld);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function saveLocked(dir: string, kind: string, meta: unknown, parts: readonly PartSource[], assertHeld: () => void): Promise<void> {
+  const generation = (await manifestGeneration(dir)) + 1;
   const entries: Record<string, PartEntry> = {};
   for (const part of parts) {
     const file = `${part.name}.${generation}.bin`;
@@ -118,6 +139,8 @@ export async function saveDirectory(dir: string, kind: string, meta: unknown, pa
   }
   // The parts' directory entries must be durable before a manifest can point at them.
   fsyncPath(dir, 'r');
+  // A writer that lost its lock must not publish: another may have taken the directory over.
+  assertHeld();
   const body: ManifestBody = { format: FORMAT, formatVersion: FORMAT_VERSION, kind, generation, savedAt: new Date().toISOString(), meta, parts: entries };
   await writeFileAtomic(join(dir, MANIFEST), `${JSON.stringify({ ...body, sha256: bodyDigest(body) }, null, 1)}\n`);
   await removeUnreferenced(dir, entries);
@@ -139,6 +162,8 @@ async function removeUnreferenced(dir: string, entries: Record<string, { file: s
 /** A verified manifest, with access to its parts. */
 export interface LoadedDirectory {
   meta: unknown;
+  /** The manifest's save counter: 1 for the first save of the directory, then +1 per save. */
+  generation: number;
   /** Path of a part, after {@link LoadedDirectory.verify} or for a library that reads it itself. */
   path(name: string): string;
   /** Reads a part whole, checking its size and checksum. */
@@ -167,8 +192,25 @@ function parseManifest(dir: string, text: string, kind: string): ManifestBody {
   return body;
 }
 
-/** Reads and verifies `dir/manifest.json`; parts are verified as they are read. Failures are ERR_STORE naming the file. */
-export async function loadDirectory(dir: string, kind: string): Promise<LoadedDirectory> {
+/**
+ * Loads a store: reads and verifies `dir/manifest.json`, then runs `build` on it (which reads the
+ * parts). A save that lands meanwhile deletes the generation `build` is reading, so when `build`
+ * fails and the manifest has moved on, it starts over on the new one (up to 8 times): a reader
+ * gets the last complete save, never a mix. Failures are ERR_STORE naming the file.
+ */
+export async function loadStoreDirectory<T>(dir: string, kind: string, build: (loaded: LoadedDirectory) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const loaded = await loadDirectory(dir, kind);
+    try {
+      return await build(loaded);
+    } catch (err) {
+      if (attempt >= LOAD_ATTEMPTS || (await manifestGeneration(dir)) === loaded.generation) throw err;
+    }
+  }
+}
+
+// Reads and verifies `dir/manifest.json`; parts are verified as they are read.
+async function loadDirectory(dir: string, kind: string): Promise<LoadedDirectory> {
   let text: string;
   try {
     text = await readFile(join(dir, MANIFEST), 'utf8');
@@ -191,6 +233,7 @@ export async function loadDirectory(dir: string, kind: string): Promise<LoadedDi
       : storeError(`Cannot read store file ${join(dir, e.file)} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
   return {
     meta: body.meta,
+    generation: body.generation,
     path: (name) => join(dir, entry(name).file),
     async read(name) {
       const e = entry(name);

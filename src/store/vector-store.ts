@@ -3,7 +3,7 @@ import { SearchR3Error } from '../util/errors.js';
 import { assertInteger, assertOneOf, assertString, checkKeys, expected } from '../util/validate.js';
 import { exactSearch, exactSearchSync, type SearchView } from './exact-search.js';
 import { loadVectorKernels, scanJs, type ScanRequest, type VectorKernelBinding } from './kernels.js';
-import { loadDirectory, saveDirectory, type LoadedDirectory, type PartSource } from './persistence.js';
+import { loadStoreDirectory, saveDirectory, type LoadedDirectory, type PartSource } from './persistence.js';
 import type { SearchHit, SearchOptions, StalenessBucket, StoredVector, VectorIndex, VectorInput } from './types.js';
 import { normalize } from './vector-math.js';
 import { assertPositiveInteger } from './checks.js';
@@ -284,7 +284,7 @@ export class VectorStore implements VectorIndex {
   static async load(dir: string, options: VectorStoreLoadOptions = {}): Promise<VectorStore> {
     assertString(dir, 'dir', { nonEmpty: true });
     checkKeys(options, ['threads', 'kernel'], 'options');
-    return VectorStore.#fromDirectory(dir, await loadDirectory(dir, STORE_KIND), options);
+    return loadStoreDirectory(dir, STORE_KIND, (loaded) => VectorStore.#fromDirectory(dir, loaded, options));
   }
 
   static #fromDirectory = async (dir: string, loaded: LoadedDirectory, options: VectorStoreLoadOptions): Promise<VectorStore> => {

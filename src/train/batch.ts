@@ -1,5 +1,6 @@
 import type { NativeLossSpec, NativeTrainBatch } from '../native';
 import { assertInteger, assertNumber, checkKeys, expected } from '../util/validate';
+import { LOSS_DEFAULTS } from './defaults';
 
 /**
  * One training sequence. `targets[i] = 1` makes token i a target of the token-level losses (it
@@ -118,7 +119,7 @@ function checkSequence(s: TrainSequence, i: number): number {
 }
 
 const weightOf = (part: { weight?: number } | undefined, name: string): number => {
-  const w = part?.weight ?? 1;
+  const w = part?.weight ?? LOSS_DEFAULTS.weight;
   assertNumber(w, `${name}.weight`);
   if (!Number.isFinite(w)) throw new RangeError(expected('a finite number', `${name}.weight`, w));
   return w;
@@ -154,7 +155,7 @@ export function lossSpec(packed: PackedBatch, losses: LossOptions): NativeLossSp
   if (losses.infonce) {
     const o = losses.infonce;
     checkKeys(o, ['weight', 'temperature', 'queries', 'candidates', 'labels'], 'losses.infonce');
-    const temperature = o.temperature ?? 0.05;
+    const temperature = o.temperature ?? LOSS_DEFAULTS.temperature;
     assertNumber(temperature, 'infonce.temperature', 1e-4, 100);
     const candidates = embedIndices(packed, o.candidates, 'infonce.candidates');
     const queries = embedIndices(packed, o.queries, 'infonce.queries');
@@ -170,7 +171,7 @@ export function lossSpec(packed: PackedBatch, losses: LossOptions): NativeLossSp
   if (losses.triplet) {
     const o = losses.triplet;
     checkKeys(o, ['weight', 'margin', 'anchors', 'positives', 'negatives'], 'losses.triplet');
-    const margin = o.margin ?? 0.2;
+    const margin = o.margin ?? LOSS_DEFAULTS.margin;
     assertNumber(margin, 'triplet.margin', 0, 2);
     const anchors = embedIndices(packed, o.anchors, 'triplet.anchors');
     const positives = embedIndices(packed, o.positives, 'triplet.positives');
@@ -191,9 +192,7 @@ function grpoSpec(packed: PackedBatch, o: GrpoLossOptions): NonNullable<NativeLo
   const m = packed.native.targetRows!.length;
   if (!o.advantages || o.advantages.length !== nSeq) throw new RangeError(expected(`${nSeq} advantages (one per sequence)`, 'grpo.advantages', o.advantages));
   if (!Array.isArray(o.logpOld) || o.logpOld.length !== nSeq) throw new RangeError(expected(`${nSeq} Float32Arrays (one per sequence)`, 'grpo.logpOld', o.logpOld));
-  const epsLow = o.epsLow ?? 0.2;
-  const epsHigh = o.epsHigh ?? 0.28;
-  const klCoef = o.klCoef ?? 0;
+  const { epsLow = LOSS_DEFAULTS.epsLow, epsHigh = LOSS_DEFAULTS.epsHigh, klCoef = LOSS_DEFAULTS.klCoef } = o;
   assertNumber(epsLow, 'grpo.epsLow', 0, 0.999);
   assertNumber(epsHigh, 'grpo.epsHigh', 0, 100);
   assertNumber(klCoef, 'grpo.klCoef', 0, 1e6);

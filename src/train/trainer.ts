@@ -5,6 +5,7 @@ import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
 import { lossSpec, packBatch, perSequence, type LossOptions, type TrainSequence } from './batch';
 import { readLoraAdapter, writeLoraAdapter, type NamedTensor } from './checkpoint';
+import { LORA_DEFAULTS, STEP_DEFAULTS } from './defaults';
 
 /** LoRA target modules, named as in GGUF tensor names. */
 export const LORA_MODULES = ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'] as const;
@@ -144,25 +145,22 @@ export class LoraTrainer {
     checkKeys(options, ['lora', 'threads', 'transposedWeights'], 'options');
     const lora = options.lora ?? {};
     checkKeys(lora, ['rank', 'alpha', 'targets', 'seed'], 'options.lora');
-    const rank = lora.rank ?? 8;
+    const rank = lora.rank ?? LORA_DEFAULTS.rank;
     assertInteger(rank, 'lora.rank', 1, 4096);
-    const alpha = lora.alpha ?? 2 * rank;
+    const alpha = lora.alpha ?? LORA_DEFAULTS.alphaPerRank * rank;
     assertNumber(alpha, 'lora.alpha', 1e-6, 1e6);
-    const seed = lora.seed ?? 0;
+    const seed = lora.seed ?? LORA_DEFAULTS.seed;
     assertInteger(seed, 'lora.seed', 0, 0xffffffff);
     const targets = [...(lora.targets ?? LORA_MODULES)];
     if (targets.length === 0) throw new RangeError(expected('at least one target module', 'lora.targets', targets));
-    let modules = 0;
     for (const t of targets) {
-      const i = LORA_MODULES.indexOf(t);
-      if (i < 0) throw new RangeError(expected(`one of ${LORA_MODULES.join(', ')}`, 'lora.targets[]', t));
-      modules |= 1 << i;
+      if (!LORA_MODULES.includes(t)) throw new RangeError(expected(`one of ${LORA_MODULES.join(', ')}`, 'lora.targets[]', t));
     }
     if (options.threads !== undefined) assertInteger(options.threads, 'threads', 1, 1024);
-    const transposedWeights = options.transposedWeights ?? true;
+    const transposedWeights = options.transposedWeights ?? LORA_DEFAULTS.transposedWeights;
     assertBoolean(transposedWeights, 'transposedWeights');
     const abs = await checkedGgufPath(path, 'model');
-    const native = await callNative(() => binding().createTrainer(abs, { rank, alpha, modules, seed, threads: options.threads, transposedWeights }));
+    const native = await callNative(() => binding().createTrainer(abs, { rank, alpha, targets: [...new Set(targets)], seed, threads: options.threads, transposedWeights }));
     return new LoraTrainer(native, abs, LORA_MODULES.filter((m) => targets.includes(m)));
   }
 
@@ -209,7 +207,8 @@ export class LoraTrainer {
   /** Averages the accumulated gradients over the micro-batches, clips, applies AdamW, and clears them. */
   async step(options: StepOptions): Promise<StepResult> {
     checkKeys(options, ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'clipNorm'], 'options');
-    const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, clipNorm = 1 } = options;
+    const d = STEP_DEFAULTS;
+    const { lr, beta1 = d.beta1, beta2 = d.beta2, eps = d.eps, weightDecay = d.weightDecay, clipNorm = d.clipNorm } = options;
     assertNumber(lr, 'lr', 0, 10);
     for (const [name, beta] of [['beta1', beta1], ['beta2', beta2]] as const) {
       assertNumber(beta, name, 0, 1);

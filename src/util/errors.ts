@@ -11,7 +11,7 @@ export type ErrorCode =
   | 'ERR_BUSY' // the object is already running an operation
   | 'ERR_ABORTED' // an AbortSignal fired
   | 'ERR_FORMAT' // a data file (JSONL, TSV, qrels, run) has a malformed line
-  | 'ERR_STORE' // a vector store on disk is missing, corrupt or of another version
+  | 'ERR_STORE' // a vector store on disk is missing, corrupt, of another version, or being saved by another writer
   | 'ERR_NATIVE' // llama.cpp or ggml reported a failure
   | 'ERR_TRAIN'; // training diverged or cannot proceed
 
