@@ -6,7 +6,7 @@
 //
 // --model      default: .bench-out/qwen2.5-0.5b-q8_0.gguf, generated with the qwen2.5-0.5b preset (Q8_0)
 // --llama-bin  a directory with llama-bench and llama-batched-bench; default: built from deps/llama.cpp
-//              into deps/llama-tools-build with the addon's flags (static, GGML_OPENMP=OFF)
+//              into deps/llama-tools-defaults-build with llama.cpp's own CMake defaults (OpenMP on)
 // --skip-nlc   skip node-llama-cpp (otherwise installed on demand, pinned, into .bench-out/nlc)
 // --rounds     single-sequence rounds (default 10): each runs llama-bench and ours (--reps each,
 //              default 2), alternating which goes first, because this VM's speed drifts between
@@ -56,7 +56,7 @@ async function ensureModel() {
   return file;
 }
 
-// Built from deps/llama.cpp into deps/llama-tools-build (shared with bench/train-bench.js) unless --llama-bin.
+// Built from deps/llama.cpp into deps/llama-tools-defaults-build (shared with bench/train-bench.js) unless --llama-bin.
 function ensureLlamaTools() {
   return ensureTools({ llamaBin: args['llama-bin'], targets: ['llama-bench', 'llama-batched-bench'] });
 }

@@ -22,19 +22,25 @@ function randomTokens(n, nVocab, seed) {
   });
 }
 
-/** The cmake configure flags of the llama.cpp tools build (the addon's: static, GGML_OPENMP=OFF). */
+/**
+ * The cmake configure flags of the llama.cpp tools build: llama.cpp's own Release defaults, as its
+ * users build it (OpenMP on, native CPU flags), changing only what an offline static build needs
+ * (no curl, no shared libraries, no tests or server). Not the addon's GGML_OPENMP=OFF: the reference
+ * must not be handicapped by our choices.
+ */
 function llamaToolsConfigureArgs(build) {
   return ['-S', path.join(root, 'deps', 'llama.cpp'), '-B', build, '-DCMAKE_BUILD_TYPE=Release', '-DBUILD_SHARED_LIBS=OFF',
-    '-DGGML_OPENMP=OFF', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_SERVER=OFF'];
+    '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_SERVER=OFF'];
 }
 
 /**
  * The directory holding the llama.cpp tools `targets`: `llamaBin` when given, else
- * deps/llama-tools-build/bin, built from deps/llama.cpp (once) when any target is missing there.
+ * deps/llama-tools-defaults-build/bin (a new name, so tools built earlier with the addon's flags in
+ * deps/llama-tools-build are never reused), built from deps/llama.cpp (once) when any target is missing there.
  */
 function ensureLlamaTools({ llamaBin, targets, parallel = os.availableParallelism() }) {
   if (llamaBin) return path.resolve(llamaBin);
-  const build = path.join(root, 'deps', 'llama-tools-build');
+  const build = path.join(root, 'deps', 'llama-tools-defaults-build');
   const bin = path.join(build, 'bin');
   if (targets.some((t) => !fs.existsSync(path.join(bin, t)))) {
     log(`building ${targets.join(' and ')} from deps/llama.cpp (once)…`);

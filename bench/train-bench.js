@@ -21,7 +21,7 @@
 // --lean-memory  ours without the transposed weight copies (LoraTrainer's transposedWeights: false):
 //              the slower out_prod backward, one copy of the weights less
 // --llama-bin  a directory with llama-finetune; default: built from deps/llama.cpp into
-//              deps/llama-tools-build with the addon's flags (static, GGML_OPENMP=OFF)
+//              deps/llama-tools-defaults-build with llama.cpp's own CMake defaults (OpenMP on)
 //
 // How tokens/s is computed, on both sides, is ctx / median(step time):
 // - llama-finetune: a text file is cut so that llama-finetune's dataset (windows of ctx tokens at a
