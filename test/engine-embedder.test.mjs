@@ -82,8 +82,8 @@ test('an embed call on a model without <|embed_token|> points to add-embed-token
   await assert.rejects(Embedder.create(model), { name: 'SearchR3Error', code: 'ERR_MODEL', message: /has no <\|embed_token\|>.*add-embed-token/ });
 });
 
-test('a text longer than the context is an ERR_CONTEXT error naming the text', async () => {
+test("with longText 'error', a text longer than the context is an ERR_CONTEXT error naming the text", async () => {
   const model = track(await Model.load(await tinyModel()));
-  const embedder = track(await Embedder.create(model, { contextPerSequence: 64, threads: 1 }));
+  const embedder = track(await Embedder.create(model, { contextPerSequence: 64, threads: 1, longText: 'error' }));
   await assert.rejects(embedder.embed(['short', 'word '.repeat(400)]), { code: 'ERR_CONTEXT', message: /texts\[1\] needs \d+ tokens but a sequence holds 256/ });
 });

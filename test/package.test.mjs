@@ -47,6 +47,13 @@ test('search-r3 make-model, info, generate and embed', async () => {
   assert.deepEqual(lines.map((l) => l.id), ['0', 'q1', '1']);
   assert.equal(lines[0].vector.length, 64);
   assert.equal(lines[0].finish, 'direct');
+  assert.deepEqual(lines.map((l) => l.truncated), [false, false, false]);
+  // Record 2 of a JSONL input is longer than a sequence: by default it is shortened and marked, not fatal.
+  const longInput = join(tempDir(), 'long.jsonl');
+  writeFileSync(longInput, `{"id":"a","text":"short"}\n${JSON.stringify({ id: 'b', text: 'word '.repeat(1000) })}\n`);
+  const long = cli('embed', out, '--input', longInput, '--json', '--document');
+  assert.equal(long.code, 0, long.err);
+  assert.deepEqual(long.out.trim().split('\n').map((l) => [JSON.parse(l).id, JSON.parse(l).truncated]), [['a', false], ['b', true]]);
   const reason = JSON.parse(cli('embed', out, '--mode', 'reason', '--max-reasoning-tokens', '3', '--json', 'why').out);
   assert.ok(reason.tokens <= 3);
   assert.ok(['budget', 'stopped', 'embed'].includes(reason.finish));

@@ -120,7 +120,7 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
     results.forEach((r, i) => {
       const id = items[i]!.id;
       if (values.json) {
-        out.write(`${JSON.stringify({ id, vector: Array.from(r.vector), reasoning: r.reasoning, tokens: r.reasoningTokens, finish: r.finish })}\n`);
+        out.write(`${JSON.stringify({ id, vector: Array.from(r.vector), reasoning: r.reasoning, tokens: r.reasoningTokens, finish: r.finish, truncated: r.truncated })}\n`);
       } else {
         const head = Array.from(r.vector.slice(0, 4), (x) => x.toFixed(4)).join(', ');
         out.write(`${id}\t${r.finish}\t${r.reasoningTokens} reasoning tokens\t[${head}, …] (${r.vector.length} dims)\n`);

@@ -5,7 +5,7 @@ import type { LoraAdapter } from './lora';
 import type { Model } from './model';
 import type { Session } from './session';
 import { checkSampling } from './session';
-import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type PromptSide } from './templates';
+import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, fitEmbedPrompt, type EmbedTemplate, type LongTextPolicy, type PromptSide } from './templates';
 
 export type EmbedMode = 'direct' | 'reason';
 
@@ -24,6 +24,8 @@ export interface EmbedResult {
   reasoningTokens: number;
   promptTokens: number;
   finish: EmbedFinish;
+  /** True when the text's tail was cut to fit the sequence (longText `truncate`). */
+  truncated: boolean;
 }
 
 export interface EmbedderOptions {
@@ -47,6 +49,12 @@ export interface EmbedderOptions {
   template?: Partial<EmbedTemplate>;
   /** A LoRA adapter to apply at scale 1. */
   lora?: LoraAdapter;
+  /**
+   * A text too long for `contextPerSequence`: `truncate` (default) keeps its head and marks the
+   * result `truncated`; `error` throws ERR_CONTEXT naming `texts[i]`. (`skip` is not offered
+   * here: an array call returns one result per text.)
+   */
+  longText?: Exclude<LongTextPolicy, 'skip'>;
 }
 
 export interface EmbedCallOptions {
@@ -86,6 +94,7 @@ export class Embedder implements AsyncDisposable {
   readonly template: EmbedTemplate;
   readonly #options: Required<Pick<EmbedderOptions, 'mode' | 'maxReasoningTokens' | 'normalize' | 'temperature' | 'seed'>>;
   readonly #embedToken: number;
+  readonly #longText: Exclude<LongTextPolicy, 'skip'>;
 
   private constructor(model: Model, session: Session, options: EmbedderOptions, embedToken: number) {
     this.model = model;
@@ -99,11 +108,13 @@ export class Embedder implements AsyncDisposable {
       seed: options.seed ?? 0,
     };
     this.#embedToken = embedToken;
+    this.#longText = options.longText ?? 'truncate';
   }
 
   /** Opens a session on `model` for embedding. The model must have `<|embed_token|>`. */
   static async create(model: Model, options: EmbedderOptions = {}): Promise<Embedder> {
-    checkKeys(options, ['mode', 'maxReasoningTokens', 'normalize', 'temperature', 'seed', 'sequences', 'contextPerSequence', 'threads', 'template', 'lora'], 'options');
+    checkKeys(options, ['mode', 'maxReasoningTokens', 'normalize', 'temperature', 'seed', 'sequences', 'contextPerSequence', 'threads', 'template', 'lora', 'longText'], 'options');
+    if (options.longText !== undefined) assertOneOf(options.longText, 'longText', ['truncate', 'error'] as const);
     if (options.mode !== undefined) assertOneOf(options.mode, 'mode', ['direct', 'reason'] as const);
     if (options.maxReasoningTokens !== undefined) assertInteger(options.maxReasoningTokens, 'maxReasoningTokens', 1, 1 << 20);
     if (options.normalize !== undefined) assertBoolean(options.normalize, 'normalize');
@@ -153,12 +164,17 @@ export class Embedder implements AsyncDisposable {
     if (!Array.isArray(texts)) throw new TypeError(expected('array of strings', 'texts', texts));
     texts.forEach((t, i) => assertString(t, `texts[${i}]`));
     const perSeq = this.session.info.contextPerSequence;
+    // A reasoning prompt needs two tokens more: one reasoning token and <|embed_token|>.
+    const extra = side === 'reason' ? 2 : 0;
+    const truncated: boolean[] = [];
     const requests = texts.map((text, i): NativeRequest => {
-      const prompt = this.promptFor(text, side);
-      const room = side === 'reason' ? prompt.length + 2 : prompt.length;
+      const fitted = fitEmbedPrompt(this.model, this.template, side, text, this.#longText === 'truncate' ? perSeq - extra : Infinity);
+      const prompt = fitted.ids;
+      const room = prompt.length + extra;
       if (room > perSeq) {
-        throw new SearchR3Error('ERR_CONTEXT', `texts[${i}] needs ${room} tokens but a sequence holds ${perSeq}; shorten it or raise contextPerSequence`);
+        throw new SearchR3Error('ERR_CONTEXT', `texts[${i}] needs ${room} tokens but a sequence holds ${perSeq}; shorten it, raise contextPerSequence or use longText 'truncate'`);
       }
+      truncated.push(fitted.truncated);
       return side === 'reason'
         ? {
             prompt,
@@ -179,7 +195,7 @@ export class Embedder implements AsyncDisposable {
         if (!r.embedding) throw new SearchR3Error('ERR_NATIVE', `no hidden state was captured for texts[${start + r.request}]`);
         const vector = this.#options.normalize ? normalizeInPlace(r.embedding) : r.embedding;
         const reasoningTokens = r.tokens.length - (r.finish === 'embed' && !r.embedForced ? 1 : 0);
-        out.push({ vector, reasoning: r.text, reasoningTokens, promptTokens: r.promptTokens, finish: finishOf(r) });
+        out.push({ vector, reasoning: r.text, reasoningTokens, promptTokens: r.promptTokens, finish: finishOf(r), truncated: truncated[start + r.request]! });
       }
       options.onProgress?.(out.length, requests.length);
     }

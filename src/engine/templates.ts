@@ -45,6 +45,33 @@ function systemFor(template: EmbedTemplate, side: PromptSide): string {
  * const ids = buildEmbedPrompt(model, DEFAULT_EMBED_TEMPLATE, 'query', 'who wrote Hamlet');
  */
 export function buildEmbedPrompt(model: Model, template: EmbedTemplate, side: PromptSide, text: string): Int32Array {
+  return fitEmbedPrompt(model, template, side, text, Infinity).ids;
+}
+
+/**
+ * What happens to a text whose prompt does not fit the token budget: `truncate` (default) keeps
+ * the head of the text and cuts its tail, `error` throws ERR_CONTEXT, `skip` leaves the text out.
+ * The template's own tokens (system turn, special tokens, `<|embed_token|>`) are never cut.
+ */
+export type LongTextPolicy = 'truncate' | 'error' | 'skip';
+
+/** A prompt fitted into a budget: its ids, whether the text was cut, and what it needed uncut. */
+export interface FittedPrompt {
+  ids: Int32Array;
+  truncated: boolean;
+  /** Tokens the whole prompt needs without cutting. */
+  needed: number;
+}
+
+/**
+ * Builds an embedding prompt of at most `budget` tokens by keeping the head of the user's text;
+ * the template part stays whole. `truncated` says whether anything was cut. When even the
+ * template alone exceeds the budget, `ids` is the uncut prompt and the caller must refuse it.
+ *
+ * @example
+ * const { ids, truncated } = fitEmbedPrompt(model, DEFAULT_EMBED_TEMPLATE, 'document', longText, 512);
+ */
+export function fitEmbedPrompt(model: Model, template: EmbedTemplate, side: PromptSide, text: string, budget: number): FittedPrompt {
   const system = systemFor(template, side);
   const rendered = model.applyChatTemplate(
     [{ role: 'system', content: system }, { role: 'user', content: SENTINEL }],
@@ -57,9 +84,12 @@ export function buildEmbedPrompt(model: Model, template: EmbedTemplate, side: Pr
   const head = model.tokenize(before, { addSpecial: true, parseSpecial: true });
   const body = model.tokenize(text, { addSpecial: false, parseSpecial: false });
   const tail = model.tokenize(after, { addSpecial: false, parseSpecial: true });
-  const out = new Int32Array(head.length + body.length + tail.length);
+  const needed = head.length + body.length + tail.length;
+  const room = budget - head.length - tail.length;
+  const keep = needed <= budget || room < 0 ? body : body.subarray(0, room);
+  const out = new Int32Array(head.length + keep.length + tail.length);
   out.set(head, 0);
-  out.set(body, head.length);
-  out.set(tail, head.length + body.length);
-  return out;
+  out.set(keep, head.length);
+  out.set(tail, head.length + keep.length);
+  return { ids: out, truncated: keep.length < body.length, needed };
 }
