@@ -6,7 +6,7 @@ import { formatReport } from '../bench/table';
 import { RETRIEVER_NAMES, type RetrieverName } from '../bench/types';
 import { SearchR3Error } from '../util/errors';
 import { writeFileAtomic } from '../util/fs';
-import { intFlag, parse, UsageError } from './args';
+import { intFlag, packageVersion, parse, UsageError } from './args';
 
 const HELP = `usage: search-r3-bench [options]
 
@@ -25,6 +25,7 @@ model (generated locally, untrained), every retriever; a few minutes on two CPU 
   --report FILE.html            write a self-contained HTML report with charts
   --runs DIR                    write each retriever's TREC run file to DIR/<retriever>.run
   --quiet                       no progress bars or status lines
+  -V, --version                 print the package version
   -h, --help                    this help
 `;
 
@@ -112,6 +113,10 @@ async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.Wri
  * @example process.exitCode = await main(['--retrievers', 'bm25', '--json', 'bench.json']);
  */
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    out.write(`search-r3-bench ${packageVersion()}\n`);
+    return 0;
+  }
   try {
     return await bench(argv, out, err);
   } catch (e) {

@@ -1,6 +1,6 @@
 import { runEvalCli } from '../eval/cli';
 import { SearchR3Error } from '../util/errors';
-import { UsageError } from './args';
+import { packageVersion, UsageError } from './args';
 import { embedCommand, generateCommand, infoCommand } from './engine-commands';
 import { addEmbedTokenCommand, makeModelCommand } from './model-commands';
 import { trainCommand } from './train-commands';
@@ -18,7 +18,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
 };
 
 function help(): string {
-  return ['usage: search-r3 <command> [options]', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), ''].join('\n');
+  return ['usage: search-r3 <command> [options]', '       search-r3 --version', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), ''].join('\n');
 }
 
 /**
@@ -30,6 +30,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     (name ? out : err).write(help());
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    out.write(`search-r3 ${packageVersion()}\n`);
+    return 0;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {
