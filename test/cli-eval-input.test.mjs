@@ -40,3 +40,15 @@ test('search-r3 eval: "-" reads the qrels from stdin, output equal to reading th
   assert.ok(fromFile.length > 0);
   assert.equal(fromStdin, fromFile);
 });
+
+test('search-r3 embed --input -: JSON lines from stdin give the same vectors as the file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embin-'));
+  const model = join(dir, 'm.gguf');
+  execFileSync(process.execPath, [BIN, 'make-model', '--out', model, '--preset', 'tiny'], { encoding: 'utf8' });
+  const input = '{"id":"a","text":"hello"}\n{"id":"b","text":"world"}\n';
+  writeFileSync(join(dir, 'in.jsonl'), input);
+  const fromFile = execFileSync(process.execPath, [BIN, 'embed', model, '--input', join(dir, 'in.jsonl'), '--json'], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+  const fromStdin = execFileSync(process.execPath, [BIN, 'embed', model, '--input', '-', '--json'], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'ignore'] });
+  assert.deepEqual(fromStdin.trim().split('\n').map((l) => JSON.parse(l).id), ['a', 'b']);
+  assert.equal(fromStdin, fromFile);
+});

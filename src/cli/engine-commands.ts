@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { Embedder } from '../engine/embedder';
 import { Model } from '../engine/model';
 import { ggufInfo } from '../gguf/info';
+import { readLines } from '../eval/lines';
 import { SearchR3Error } from '../util/errors';
 import { startProgress } from '../util/progress';
 import { intFlag, numFlag, oneOfFlag, parse, UsageError } from './args';
@@ -62,11 +61,10 @@ export async function generateCommand(argv: string[], out: Out): Promise<number>
 
 async function readInputs(file: string): Promise<{ id: string; text: string }[]> {
   const items: { id: string; text: string }[] = [];
-  const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let line = 0;
+  // readLines: `-` is stdin, and a missing file is a one-line ERR_FILE.
+  const rl = readLines(file, 'input file');
   try {
-    for await (const raw of rl) {
-      line++;
+    for await (const { text: raw, line } of rl) {
       if (raw.trim() === '') continue;
       let rec: unknown;
       try {
@@ -80,9 +78,8 @@ async function readInputs(file: string): Promise<{ id: string; text: string }[]>
       }
       items.push({ id: r.id === undefined ? String(items.length) : String(r.id), text: r.text });
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SearchR3Error('ERR_FILE', `input file ${file} does not exist`);
-    throw err;
+  } finally {
+    await rl.return(undefined);
   }
   return items;
 }
