@@ -29,7 +29,7 @@ export async function infoCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function generateCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--lora FILE] [--json]';
+  const usage = 'search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]';
   const { values, positionals } = parse(argv, {
     prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' },
     'top-k': { type: 'string' }, 'top-p': { type: 'string' }, lora: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
@@ -85,7 +85,7 @@ async function readInputs(file: string): Promise<{ id: string; text: string }[]>
 }
 
 export async function embedCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--input FILE.jsonl] [--json] [TEXT…]';
+  const usage = 'search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]';
   const { values, positionals } = parse(argv, {
     mode: { type: 'string' }, 'max-reasoning-tokens': { type: 'string' }, lora: { type: 'string' }, input: { type: 'string' },
     json: { type: 'boolean' }, sequences: { type: 'string' }, threads: { type: 'string' }, document: { type: 'boolean' },

@@ -9,8 +9,8 @@ type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   info: { run: infoCommand, summary: 'info MODEL [--json]                      model metadata' },
-  generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--json]' },
-  embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--input FILE.jsonl] [--json] [TEXT…]' },
+  generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]' },
+  embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]' },
   'make-model': { run: makeModelCommand, summary: 'make-model --out FILE [--preset NAME] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0]' },
   'add-embed-token': { run: addEmbedTokenCommand, summary: 'add-embed-token IN OUT                    add <|embed_token|> to a GGUF' },
   train: { run: trainCommand, summary: 'train sft --model M.gguf --train FILE --out ADAPTER.gguf [--eval DIR] [--steps N] [--resume] [--json] …' },
