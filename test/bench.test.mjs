@@ -115,9 +115,12 @@ test('main: every retriever on a synthetic BEIR directory, quality equal to src/
   const runs = join(out, 'runs');
   const r = await bench([
     '--dataset', dir, '--model', await tinyModel(), '--limit-queries', String(RUN_QUERIES), '--max-reasoning-tokens', '6',
-    '--latency-queries', '5', '--threads', '2', '--json', json, '--report', report, '--runs', runs, '--quiet',
+    '--latency-queries', '5', '--threads', '1', '--json', json, '--report', report, '--runs', runs, '--quiet',
   ]);
   assert.equal(r.code, 0, r.stderr);
+  const res0 = JSON.parse(readFileSync(json, 'utf8'));
+  assert.equal(res0.host.threads, 1, 'the threads the session reports, not the hardware count');
+  assert.match(r.stdout, new RegExp(`; model on 1 of ${res0.host.cpus} CPU threads`));
   assert.equal(r.stderr, '', '--quiet prints nothing on stderr');
   assert.match(r.stdout, /nDCG@10\s+MAP\s+Recall@100\s+MRR@10/);
   const res = JSON.parse(readFileSync(json, 'utf8'));

@@ -1,5 +1,5 @@
 import { escapeXml, groupedBarChart, latencyChart, seriesColor } from './svg';
-import { formatSig } from './table';
+import { formatSig, threadsLine } from './table';
 import { QUALITY_MEASURES, type BenchReport } from './types';
 
 const STYLE = `
@@ -57,7 +57,7 @@ export function benchReportHtml(r: BenchReport): string {
   const meta = [
     `Dataset: ${ds.name}${ds.dir ? ` (${ds.dir})` : ''} — ${ds.docs} documents, ${ds.queries} test queries`,
     r.model ? `Model: ${r.model.path} — ${r.model.architecture}, ${r.model.layers} layers, n_embd ${r.model.nEmbd}${r.model.lora ? `, LoRA ${r.model.lora}` : ''}` : 'Model: none (lexical retrieval only)',
-    `Reasoning budget ${r.settings.maxReasoningTokens} tokens · top ${r.settings.topK} retrieved · ${r.host.cpus} CPU threads, ${r.host.platform}/${r.host.arch}, node ${r.host.node}`,
+    `Reasoning budget ${r.settings.maxReasoningTokens} tokens · top ${r.settings.topK} retrieved · ${threadsLine(r)}, ${r.host.platform}/${r.host.arch}, node ${r.host.node}`,
     `Run ${r.startedAt}, wall time ${r.wallSeconds.toFixed(1)} s`,
   ];
   return `<!DOCTYPE html>

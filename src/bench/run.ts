@@ -164,7 +164,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       },
       retrievers: results,
       notes,
-      host: { platform: process.platform, arch: process.arch, cpus: availableParallelism(), node: process.version },
+      host: { platform: process.platform, arch: process.arch, cpus: availableParallelism(), threads: embedder?.session.info.threads ?? null, node: process.version },
     };
   } finally {
     embedder?.dispose();

@@ -56,6 +56,11 @@ export function formatReport(r: BenchReport): string {
     out.push('');
     for (const n of r.notes) out.push(`note: ${n}`);
   }
-  out.push(`wall time ${r.wallSeconds.toFixed(1)} s on ${r.host.cpus} CPU threads`);
+  out.push(`wall time ${r.wallSeconds.toFixed(1)} s; ${threadsLine(r)}`);
   return `${out.join('\n')}\n`;
+}
+
+/** The threads the model session reported using, not the requested or hardware count. */
+export function threadsLine(r: BenchReport): string {
+  return r.host.threads === null ? 'no model ran' : `model on ${r.host.threads} of ${r.host.cpus} CPU threads`;
 }

@@ -117,5 +117,6 @@ export interface BenchReport {
   retrievers: RetrieverResult[];
   /** Plain-language caveats the reader must see (e.g. an untrained model). */
   notes: string[];
-  host: { platform: string; arch: string; cpus: number; node: string };
+  /** `cpus`: hardware threads; `threads`: what the model session reports it used (null: no model ran). */
+  host: { platform: string; arch: string; cpus: number; threads: number | null; node: string };
 }

@@ -6,7 +6,7 @@ import { formatReport } from '../bench/table';
 import { RETRIEVER_NAMES, type RetrieverName } from '../bench/types';
 import { checkOutputs, type NamedPath } from '../util/output';
 import { writeFileAtomic } from '../util/fs';
-import { intFlag, parse, UsageError } from './args';
+import { intFlag, packageVersion, parse, UsageError } from './args';
 import { reportError } from './process';
 
 const HELP = `usage: search-r3-bench [options]
@@ -28,6 +28,7 @@ model (generated locally, untrained), every retriever; a few minutes on two CPU 
   --force                       replace --json, --report and run files that already exist
                                 (without it the run refuses them before starting)
   --quiet                       no progress bars or status lines
+  -V, --version                 print the package version
   -h, --help                    this help
 `;
 
@@ -119,6 +120,10 @@ async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.Wri
  * @example process.exitCode = await main(['--retrievers', 'bm25', '--json', 'bench.json']);
  */
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    out.write(`search-r3-bench ${packageVersion()}\n`);
+    return 0;
+  }
   try {
     return await bench(argv, out, err);
   } catch (e) {

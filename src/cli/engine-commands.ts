@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { Embedder } from '../engine/embedder';
 import { Model } from '../engine/model';
 import { ggufInfo } from '../gguf/info';
+import { readLines } from '../eval/lines';
 import { SearchR3Error } from '../util/errors';
 import { checkInputs } from '../util/output';
 import { startProgress } from '../util/progress';
@@ -31,7 +30,7 @@ export async function infoCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function generateCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--lora FILE] [--json]';
+  const usage = 'search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]';
   const { values, positionals } = parse(argv, {
     prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' },
     'top-k': { type: 'string' }, 'top-p': { type: 'string' }, lora: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
@@ -63,11 +62,10 @@ export async function generateCommand(argv: string[], out: Out): Promise<number>
 
 async function readInputs(file: string): Promise<{ id: string; text: string }[]> {
   const items: { id: string; text: string }[] = [];
-  const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let line = 0;
+  // readLines: `-` is stdin, and a missing file is a one-line ERR_FILE.
+  const rl = readLines(file, 'input file');
   try {
-    for await (const raw of rl) {
-      line++;
+    for await (const { text: raw, line } of rl) {
       if (raw.trim() === '') continue;
       let rec: unknown;
       try {
@@ -81,15 +79,14 @@ async function readInputs(file: string): Promise<{ id: string; text: string }[]>
       }
       items.push({ id: r.id === undefined ? String(items.length) : String(r.id), text: r.text });
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SearchR3Error('ERR_FILE', `input file ${file} does not exist`);
-    throw err;
+  } finally {
+    await rl.return(undefined);
   }
   return items;
 }
 
 export async function embedCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--input FILE.jsonl] [--json] [TEXT…]';
+  const usage = 'search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]';
   const { values, positionals } = parse(argv, {
     mode: { type: 'string' }, 'max-reasoning-tokens': { type: 'string' }, lora: { type: 'string' }, input: { type: 'string' },
     json: { type: 'boolean' }, sequences: { type: 'string' }, threads: { type: 'string' }, document: { type: 'boolean' },

@@ -1,4 +1,5 @@
 import { runEvalCli } from '../eval/cli';
+import { packageVersion } from './args';
 import { embedCommand, generateCommand, infoCommand } from './engine-commands';
 import { addEmbedTokenCommand, makeModelCommand } from './model-commands';
 import { reportError } from './process';
@@ -8,8 +9,8 @@ type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   info: { run: infoCommand, summary: 'info MODEL [--json]                      model metadata' },
-  generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--json]' },
-  embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--input FILE.jsonl] [--json] [TEXT…]' },
+  generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]' },
+  embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]' },
   'make-model': { run: makeModelCommand, summary: 'make-model --out FILE [--preset NAME] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--force]' },
   'add-embed-token': { run: addEmbedTokenCommand, summary: 'add-embed-token IN OUT [--force]          add <|embed_token|> to a GGUF' },
   train: { run: trainCommand, summary: 'train sft --model M.gguf --train FILE --out ADAPTER.gguf [--eval DIR] [--steps N] [--resume] [--json] …' },
@@ -17,7 +18,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
 };
 
 function help(): string {
-  return ['usage: search-r3 <command> [options]', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), ''].join('\n');
+  return ['usage: search-r3 <command> [options]', '       search-r3 --version', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), ''].join('\n');
 }
 
 /**
@@ -29,6 +30,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     (name ? out : err).write(help());
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    out.write(`search-r3 ${packageVersion()}\n`);
+    return 0;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {

@@ -5,6 +5,8 @@ import { readQrels, readRun } from './trec';
 
 const USAGE = `Usage: search-r3 eval [options] QRELS RUN
 Evaluates a TREC run file against TREC qrels exactly as NIST's trec_eval does.
+QRELS is TREC qrels (qid iter docno rel) or a BEIR qrels TSV (query-id corpus-id score, header
+optional); either file may be - for stdin.
   -q                 also print each query's measures (before the summary)
   -m MEASURE[.P,…]   measure or set to print (repeatable): official (default), all_trec, set,
                      map, ndcg, ndcg_cut.10, P.5,10, recall.100, recip_rank, bpref, …

@@ -61,6 +61,10 @@ export function malformed(report: ReadReport, line: number, reason: string, opti
  * @example for await (const { text, line } of readLines('qrels.txt')) console.log(line, text);
  */
 export async function* readLines(file: string, what = 'file'): AsyncGenerator<{ text: string; line: number }> {
+  if (file === '-') {
+    yield* splitStream(process.stdin.setEncoding('utf8'));
+    return;
+  }
   // Opening first turns ENOENT/EISDIR into a clear error before any line is consumed.
   let handle;
   try {
@@ -73,26 +77,31 @@ export async function* readLines(file: string, what = 'file'): AsyncGenerator<{ 
     throw new SearchR3Error('ERR_FILE', `Cannot read ${what} "${file}" (${detail})`, { cause: err });
   }
   const stream = handle.createReadStream({ encoding: 'utf8', autoClose: false, highWaterMark: 1 << 16 });
-  let pending = '';
-  let line = 0;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      pending += line === 0 && pending.length === 0 && chunk.charCodeAt(0) === 0xfeff ? chunk.slice(1) : chunk;
-      let start = 0;
-      let nl: number;
-      while ((nl = pending.indexOf('\n', start)) !== -1) {
-        const end = nl > start && pending.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-        yield { text: pending.slice(start, end), line: ++line };
-        start = nl + 1;
-      }
-      pending = pending.slice(start);
-    }
-    if (pending.length > 0) {
-      yield { text: pending.endsWith('\r') ? pending.slice(0, -1) : pending, line: ++line };
-    }
+    yield* splitStream(stream);
   } finally {
     stream.destroy();
     await handle.close();
+  }
+}
+
+/** Yields a text stream's lines, dropping a leading BOM and each line's CR before LF. */
+async function* splitStream(stream: AsyncIterable<string>): AsyncGenerator<{ text: string; line: number }> {
+  let pending = '';
+  let line = 0;
+  for await (const chunk of stream) {
+    pending += line === 0 && pending.length === 0 && chunk.charCodeAt(0) === 0xfeff ? chunk.slice(1) : chunk;
+    let start = 0;
+    let nl: number;
+    while ((nl = pending.indexOf('\n', start)) !== -1) {
+      const end = nl > start && pending.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+      yield { text: pending.slice(start, end), line: ++line };
+      start = nl + 1;
+    }
+    pending = pending.slice(start);
+  }
+  if (pending.length > 0) {
+    yield { text: pending.endsWith('\r') ? pending.slice(0, -1) : pending, line: ++line };
   }
 }
 

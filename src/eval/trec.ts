@@ -32,7 +32,9 @@ function isContent(text: string): boolean {
 
 /**
  * Reads a TREC qrels file (`qid iter docno rel` per line, whitespace separated), streaming it line
- * by line. Blank lines and `#` comment lines are ignored. A line with another number of fields, a
+ * by line, or a BEIR qrels TSV (`query-id corpus-id score`, with or without that header line): the
+ * first record's field count (4 or 3) fixes the format for the file. `-` reads stdin.
+ * Blank lines and `#` comment lines are ignored. A line with another number of fields, a
  * non-integer grade, or a repeated (qid, docno) pair is malformed: an `ERR_FORMAT` error naming the
  * file and line, or skipped and counted with `{ skipMalformed: true }`.
  *
@@ -43,15 +45,22 @@ export async function readQrels(file: string, options?: ReadOptions): Promise<{ 
   checkKeys(options, ['skipMalformed'], 'options');
   const report = newReport(file);
   const qrels: Qrels = new Map();
+  let fields: 3 | 4 | undefined;
   for await (const { text, line } of readLines(file, 'qrels file')) {
     report.lines = line;
     if (!isContent(text)) continue;
     const f = splitFields(text);
-    if (f.length !== 4) {
-      malformed(report, line, `expected 4 fields "qid iter docno rel" but found ${f.length}`, options);
+    if (fields === undefined && f.length === 3 && f[0] === 'query-id') {
+      fields = 3; // the BEIR header line
       continue;
     }
-    const [qid, , docno, relText] = f as [string, string, string, string];
+    fields ??= f.length === 3 ? 3 : 4;
+    if (f.length !== fields) {
+      const expected = fields === 4 ? '4 fields "qid iter docno rel"' : '3 fields "query-id corpus-id score"';
+      malformed(report, line, `expected ${expected} but found ${f.length}`, options);
+      continue;
+    }
+    const [qid, docno, relText] = (fields === 4 ? [f[0], f[2], f[3]] : f) as [string, string, string];
     if (!INTEGER.test(relText)) {
       malformed(report, line, `expected an integer relevance grade but found "${relText}"`, options);
       continue;
