@@ -62,7 +62,7 @@ interface StateRecord {
  * const r = await trainStage1({ model: 'base.gguf', train: 'pairs.jsonl', out: 'stage1.lora.gguf', steps: 200 });
  */
 export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log: Stage1StepLog) => void; signal?: AbortSignal } = {}): Promise<Stage1Result> {
-  const c = resolveStage1(options);
+  let c = resolveStage1(options);
   const records = typeof c.train === 'string' ? await loadTrainingData(c.train) : c.train;
   if (records.length === 0) throw new RangeError('train has no records');
   const split = c.eval === null ? null : typeof c.eval === 'string' ? await readEvalSplit(c.eval) : c.eval;
@@ -75,9 +75,11 @@ export async function trainStage1(options: Stage1Options, hooks: { onStep?: (log
     if (tokenizer.info.embedTokenId === null) {
       throw new SearchR3Error('ERR_MODEL', `${c.model} has no ${EMBED_TOKEN_TEXT} token; add it with "search-r3 add-embed-token ${c.model} OUT.gguf"`);
     }
+    trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
+    // The defaults that follow the model (the learning rate) need its width.
+    c = resolveStage1(options, trainer.info);
     // After the load above, so a missing or broken model gets the loader's error, not a raw ENOENT.
     const fingerprint = resumeFingerprint(c, { model: await modelIdentity(c.model), data: recordsDigest(records), trainSize: records.length });
-    trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
     let start = 0;
     let evalBefore: RetrievalScores | undefined;
     if (c.resume && existsSync(statePath)) {
