@@ -19,10 +19,10 @@ export {
 } from './gguf/index';
 export {
   evaluate, readQrels, readRun, writeRun, formatTrecEval, selectMeasures, MEASURES,
-  readBeirCorpus, readBeirQueries, readBeirQrels, writeBeir, makeSyntheticDataset, writeSyntheticDataset,
+  readBeirCorpus, readBeirQueries, readBeirQrels, writeBeir, makeSyntheticDataset, writeSyntheticDataset, makeCatalogTask,
   normalizeAnswer, exactMatch, f1Score, extractAnswer,
   type Qrels, type Run, type ScoredDoc, type Evaluation, type EvaluateOptions, type BeirDoc, type BeirQuery, type BeirSplit,
-  type SyntheticDataset, type SyntheticOptions,
+  type SyntheticDataset, type SyntheticOptions, type CatalogTask, type CatalogTaskOptions,
 } from './eval/index';
 export {
   VectorStore, HnswStore, Bm25Index, createEnglishAnalyzer, ENGLISH_STOP_WORDS,
@@ -41,7 +41,7 @@ export {
 } from './train/data';
 export { trainStage1, type Stage1StepLog, type Stage1Result, type Stage1Hooks } from './train/stage1';
 export type { RunPhase } from './train/run';
-export { resolveStage1, type Stage1Options, type Stage1LossWeights } from './train/stage1-config';
+export { resolveStage1, stage1DefaultLr, STAGE1_LR_RULE, type Stage1Options, type Stage1LossWeights } from './train/stage1-config';
 export { evaluateRetrieval, type RetrievalSplit, type RetrievalScores } from './train/retrieval-eval';
 export { lrAt, resolveLrSchedule, LR_SCHEDULE_KINDS, type LrScheduleKind, type LrScheduleOptions } from './train/schedule';
 export {

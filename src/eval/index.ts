@@ -18,3 +18,4 @@ export {
   makeSyntheticDataset, writeSyntheticDataset,
   type SyntheticDataset, type SyntheticQuery, type SyntheticKind, type SyntheticOptions,
 } from './synthetic';
+export { makeCatalogTask, type CatalogTask, type CatalogTaskOptions } from './synthetic-catalog';

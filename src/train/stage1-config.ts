@@ -7,9 +7,9 @@ import { LORA_MODULES, type LoraConfig, type LoraModule } from './trainer';
 
 /** Weights of stage 1's four losses (the paper's L = SFT + KL + InfoNCE + triplet). */
 export interface Stage1LossWeights {
-  /** Cross-entropy on the assistant turn "The embedding is <|embed_token|>", so the model keeps emitting the token. Default 1. */
+  /** Cross-entropy on the assistant turn "The embedding is <|embed_token|>", so the model keeps emitting the token in `reason` mode. Default 0: `direct` embeddings force the token, and on the sweep (README, Training) SFT lowered held-out nDCG@10 and cost 10-20x the step time. */
   sft?: number;
-  /** KL to the base model on the same tokens (needs one extra forward pass per step). Default 0.1. */
+  /** KL to the base model on the same tokens (needs one extra forward pass per step). Default 0 (it guards the SFT turn, off by default). */
   kl?: number;
   /** InfoNCE over in-batch and hard negatives: the loss that makes the embedding retrieve. Default 1. */
   infonce?: number;
@@ -36,7 +36,7 @@ export interface Stage1Options {
   batch?: number;
   /** Micro-batches per optimizer step (gradient accumulation). Default 1. */
   accumulate?: number;
-  /** Peak learning rate. Default 1e-4 (LoRA on real models); tiny test models want ~1e-3. */
+  /** Peak learning rate. Default: from the model's width, {@link stage1DefaultLr} (4.5e-4 on Qwen2.5-0.5B, 1e-4 from 3B up). */
   lr?: number;
   /** Linear warm-up steps. Default 5% of steps. */
   warmupSteps?: number;
@@ -87,8 +87,30 @@ const KEYS = [
   'force', 'seed', 'threads', 'leanMemory', 'template', 'progress',
 ];
 
-/** Fills defaults and checks every field; errors name the field and quote the value. */
-export function resolveStage1(o: Stage1Options): ResolvedStage1 {
+/** The width-scaled learning-rate rule's constants (README, Training, for the sweep behind them). */
+export const STAGE1_LR_RULE = { perWidth: 0.4, min: 1e-4, max: 4e-3 } as const;
+
+/**
+ * Stage 1's default peak learning rate for a model of hidden width `nEmbd`: 0.4 / nEmbd, kept within
+ * [1e-4, 4e-3]. An update's effect on a layer's output grows with the number of inputs it sums over,
+ * so AdamW's step size scales as 1 / width (as in µP); the floor keeps real models at the rate LoRA
+ * recipes use (width 896, Qwen2.5-0.5B: 4.5e-4; 1.5B: 2.6e-4; 3584, 7B: 1.1e-4), and narrow test models get
+ * the larger rate they need to learn in a few hundred steps (width 256: 1.6e-3; 64: the 4e-3 cap).
+ *
+ * @example stage1DefaultLr(896) // 0.000446
+ */
+export function stage1DefaultLr(nEmbd: number): number {
+  assertInteger(nEmbd, 'nEmbd', 1);
+  const { perWidth, min, max } = STAGE1_LR_RULE;
+  return Math.min(max, Math.max(min, perWidth / nEmbd));
+}
+
+/**
+ * Fills defaults and checks every field; errors name the field and quote the value. `model` gives
+ * the defaults that follow the model (the learning rate); without it they are those of a width-896
+ * model, enough to check the options before the model is read.
+ */
+export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEmbd: 896 }): ResolvedStage1 {
   if (typeof o !== 'object' || o === null) throw new TypeError(expected('an options object', 'options', o));
   checkKeys(o, KEYS, 'options');
   assertString(o.model, 'model', { nonEmpty: true });
@@ -100,7 +122,7 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
   assertInteger(batch, 'batch', 1, 4096);
   const accumulate = o.accumulate ?? 1;
   assertInteger(accumulate, 'accumulate', 1, 4096);
-  const lr = o.lr ?? 1e-4;
+  const lr = o.lr ?? stage1DefaultLr(model.nEmbd);
   const warmupSteps = o.warmupSteps ?? Math.round(steps * 0.05);
   const schedule = o.schedule ?? 'cosine';
   const minLrRatio = o.minLrRatio ?? 0.1;
@@ -114,7 +136,7 @@ export function resolveStage1(o: Stage1Options): ResolvedStage1 {
   const rank = lora.rank ?? 8;
   assertInteger(rank, 'lora.rank', 1, 4096);
   const targets = [...(lora.targets ?? LORA_MODULES)];
-  const losses = { sft: 1, kl: 0.1, infonce: 1, triplet: 0.5, ...(o.losses ?? {}) };
+  const losses = { sft: 0, kl: 0, infonce: 1, triplet: 0.5, ...(o.losses ?? {}) };
   checkKeys(losses, ['sft', 'kl', 'infonce', 'triplet'], 'losses');
   for (const [k, v] of Object.entries(losses)) assertNumber(v, `losses.${k}`, 0, 1e6);
   if (losses.infonce === 0 && losses.triplet === 0) {

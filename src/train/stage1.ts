@@ -66,7 +66,7 @@ export interface Stage1Hooks {
  * const r = await trainStage1({ model: 'base.gguf', train: 'pairs.jsonl', out: 'stage1.lora.gguf', steps: 200 });
  */
 export async function trainStage1(options: Stage1Options, hooks: Stage1Hooks = {}): Promise<Stage1Result> {
-  const c = resolveStage1(options);
+  let c = resolveStage1(options);
   const files = runFiles(c.out);
   await checkRunOutputs(files, { model: c.model, train: typeof c.train === 'string' ? c.train : undefined, eval: typeof c.eval === 'string' ? c.eval : undefined }, c);
   const records = typeof c.train === 'string' ? await loadTrainingData(c.train) : c.train;
@@ -79,9 +79,11 @@ export async function trainStage1(options: Stage1Options, hooks: Stage1Hooks = {
     if (tokenizer.info.embedTokenId === null) {
       throw new SearchR3Error('ERR_MODEL', `${c.model} has no ${EMBED_TOKEN_TEXT} token; add it with "search-r3 add-embed-token ${c.model} OUT.gguf"`);
     }
+    trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
+    // The defaults that follow the model (the learning rate) need its width.
+    c = resolveStage1(options, trainer.info);
     // After the load above, so a missing or broken model gets the loader's error, not a raw ENOENT.
     const fingerprint = resumeFingerprint(c, { model: await fileIdentity(c.model), data: recordsDigest(records), trainSize: records.length });
-    trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
     const run = await TrainRun.open<{ evalBefore?: RetrievalScores }>({
       stage: 'stage-1', files, trainer, fingerprint, steps: c.steps, checkpointEvery: c.checkpointEvery, resume: c.resume,
       adapterMetadata: (step) => ({ 'search_r3.stage': 1, 'search_r3.steps': step }),
