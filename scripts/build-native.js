@@ -5,6 +5,7 @@
 //   SEARCH_R3_CUDA_ARCHITECTURES=90   CUDA architectures (CMAKE_CUDA_ARCHITECTURES), default llama.cpp's list
 //   SEARCH_R3_JOBS=N                  parallel compile jobs (default: number of CPUs)
 //   SEARCH_R3_BUILD_TYPE=Debug        build type (default Release)
+//   SEARCH_R3_OPENMP=0                ggml's own thread pool instead of OpenMP (default: OpenMP, as llama.cpp)
 'use strict';
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
@@ -19,6 +20,7 @@ const args = [require.resolve('cmake-js/bin/cmake-js'), 'compile', '--parallel',
 const defs = {};
 if (env.LLAMA_CPP_DIR) defs.LLAMA_CPP_DIR = path.resolve(env.LLAMA_CPP_DIR);
 if (truthy(env.SEARCH_R3_CUDA)) defs.SEARCH_R3_CUDA = 'ON';
+if (env.SEARCH_R3_OPENMP !== undefined && !truthy(env.SEARCH_R3_OPENMP)) defs.SEARCH_R3_OPENMP = 'OFF';
 if (env.SEARCH_R3_CUDA_ARCHITECTURES) defs.CMAKE_CUDA_ARCHITECTURES = env.SEARCH_R3_CUDA_ARCHITECTURES;
 if (env.SEARCH_R3_BUILD_TYPE === 'Debug') args.push('--debug');
 for (const [k, v] of Object.entries(defs)) args.push(`--CD${k}=${v}`);

@@ -38,6 +38,9 @@ function findLib(dir, name) {
   return null;
 }
 
+// OpenMP as in CMakeLists.txt (SEARCH_R3_OPENMP=0 turns it off in both builds).
+const openmp = !/^(0|off|false|no)$/i.test(process.env.SEARCH_R3_OPENMP || '');
+
 function buildLlama() {
   const src = process.env.LLAMA_CPP_DIR ? path.resolve(process.env.LLAMA_CPP_DIR) : path.join(root, 'deps', 'llama.cpp');
   const out = path.join(root, 'deps', 'llama-build');
@@ -45,7 +48,7 @@ function buildLlama() {
   const configure = [
     '-S', src, '-B', out, '-DCMAKE_BUILD_TYPE=Release', '-DBUILD_SHARED_LIBS=OFF', '-DCMAKE_POSITION_INDEPENDENT_CODE=ON',
     '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_TOOLS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_SERVER=OFF',
-    '-DLLAMA_BUILD_COMMON=OFF', '-DLLAMA_CURL=OFF', '-DGGML_OPENMP=OFF', `-DGGML_CUDA=${cuda ? 'ON' : 'OFF'}`,
+    '-DLLAMA_BUILD_COMMON=OFF', '-DLLAMA_CURL=OFF', `-DGGML_OPENMP=${openmp ? 'ON' : 'OFF'}`, `-DGGML_CUDA=${cuda ? 'ON' : 'OFF'}`,
   ];
   const jobs = String(process.env.SEARCH_R3_JOBS || os.availableParallelism());
   for (const args of [configure, ['--build', out, '--target', 'llama', '--parallel', jobs]]) {
@@ -69,7 +72,7 @@ if (mode === '--sources') {
     console.error(`search-r3: llama.cpp static libraries not found under ${dir}`);
     process.exit(1);
   }
-  const sys = process.platform === 'linux' ? ['-lpthread', '-ldl', '-lm'] : [];
+  const sys = process.platform === 'linux' ? ['-lpthread', '-ldl', '-lm', ...(openmp ? ['-fopenmp'] : [])] : [];
   if (libs.some((l) => l.includes('ggml-cuda'))) sys.push('-lcudart_static', '-lcublas_static', '-lcublasLt_static', '-lculibos', '-lcuda', '-lrt');
   console.log([...libs, ...sys].join('\n'));
 } else {
