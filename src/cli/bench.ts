@@ -7,6 +7,7 @@ import { RETRIEVER_NAMES, type RetrieverName } from '../bench/types';
 import { checkOutputs, type NamedPath } from '../util/output';
 import { writeFileAtomic } from '../util/fs';
 import { intFlag, packageVersion, parse, UsageError } from './args';
+import { applyLogLevel, takeLogLevel } from './log-level';
 import { reportError } from './process';
 
 const HELP = `usage: search-r3-bench [options]
@@ -27,7 +28,8 @@ model (generated locally, untrained), every retriever; a few minutes on two CPU 
   --runs DIR                    write each retriever's TREC run file to DIR/<retriever>.run
   --force                       replace --json, --report and run files that already exist
                                 (without it the run refuses them before starting)
-  --quiet                       no progress bars or status lines
+  --quiet                       no progress bars or status lines, and no llama.cpp messages
+  --log-level none|error|warn|info|debug   llama.cpp messages on stderr (default none)
   -V, --version                 print the package version
   -h, --help                    this help
 `;
@@ -69,7 +71,8 @@ async function checkBenchOutputs(values: Record<string, unknown>, retrievers: re
   await checkOutputs(outputs, { inputs, force: values.force === true });
 }
 
-async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+async function bench(rawArgv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { argv, level } = takeLogLevel(rawArgv, { keepQuiet: true });
   const { values, positionals } = parse(argv, {
     dataset: { type: 'string' }, model: { type: 'string' }, lora: { type: 'string' }, retrievers: { type: 'string' },
     'max-reasoning-tokens': { type: 'string' }, 'limit-queries': { type: 'string' }, 'latency-queries': { type: 'string' },
@@ -81,6 +84,7 @@ async function bench(argv: string[], out: NodeJS.WritableStream, err: NodeJS.Wri
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; see search-r3-bench --help`);
+  if (retrieversNeedModel(values.retrievers)) applyLogLevel(level);
   const retrievers = retrieversFlag(values.retrievers);
   if (retrievers && retrievers.every((r) => r === 'bm25')) {
     for (const flag of ['model', 'lora'] as const) {
@@ -132,3 +136,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
 }
 
 export { installCliProcessHandlers } from './process';
+
+// A dense retriever (the default set has two) loads the model; BM25 alone never touches the addon.
+function retrieversNeedModel(flag: unknown): boolean {
+  return typeof flag !== 'string' || flag.split(',').some((r) => r.trim() !== 'bm25');
+}

@@ -1,11 +1,15 @@
 import { runEvalCli } from '../eval/cli';
 import { packageVersion } from './args';
+import { applyLogLevel, LOG_LEVEL_HELP, takeLogLevel } from './log-level';
 import { embedCommand, generateCommand, infoCommand } from './engine-commands';
 import { addEmbedTokenCommand, makeModelCommand } from './model-commands';
 import { reportError } from './process';
 import { trainCommand } from './train-commands';
 
 type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
+
+// The commands that load llama.cpp; the others never touch the addon, so a log level is not applied there.
+const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train']);
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   info: { run: infoCommand, summary: 'info MODEL [--json]                      model metadata' },
@@ -18,7 +22,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
 };
 
 function help(): string {
-  return ['usage: search-r3 <command> [options]', '       search-r3 --version', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), ''].join('\n');
+  return ['usage: search-r3 <command> [options]', '       search-r3 --version', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), '', 'Options for every command:', LOG_LEVEL_HELP, ''].join('\n');
 }
 
 /**
@@ -41,7 +45,9 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     return 2;
   }
   try {
-    return await cmd.run(rest, out);
+    const { argv: args, level } = takeLogLevel(rest);
+    if (NATIVE_COMMANDS.has(name)) applyLogLevel(level);
+    return await cmd.run(args, out);
   } catch (e) {
     return reportError(`search-r3 ${name}`, e, err);
   }
