@@ -30,7 +30,8 @@ for (const [k, v] of Object.entries(defs)) args.push(`--CD${k}=${v}`);
 function checkCudaToolkit() {
   const nvcc = env.CUDACXX || 'nvcc';
   const probe = spawnSync(nvcc, ['-E', '-x', 'cu', '-', '-o', os.devNull], { input: '#include <cublas_v2.h>\n', encoding: 'utf8' });
-  if (probe.error) {
+  // EPIPE means nvcc ran and exited before reading the probe: its status still tells.
+  if (probe.error && probe.status === null) {
     console.error(`search-r3: SEARCH_R3_CUDA=1 needs nvcc, but ${nvcc} could not be run (${probe.error.code}); ` +
       'put the CUDA toolkit\'s bin directory on PATH or set CUDACXX=/path/to/nvcc.');
     process.exit(1);

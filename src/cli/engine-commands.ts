@@ -94,7 +94,8 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
   const path = modelArg(positionals, usage);
   const items = positionals.slice(1).map((text, i) => ({ id: String(i), text }));
   if (typeof values.input === 'string') {
-    await checkInputs([{ path: values.input, name: '--input' }]);
+    // `-` is standard input, not a file to check.
+    if (values.input !== '-') await checkInputs([{ path: values.input, name: '--input' }]);
     items.push(...(await readInputs(values.input)));
   }
   if (items.length === 0) throw new UsageError(`nothing to embed: give TEXT arguments or --input FILE.jsonl; usage: ${usage}`);
