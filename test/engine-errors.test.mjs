@@ -98,12 +98,12 @@ test('disposal is idempotent, disposing a model disposes its sessions, use after
   await assert.rejects(model.createSession(), { code: 'ERR_DISPOSED' });
 });
 
-test('disposing a session while it runs stops it and frees it afterwards', async () => {
+test('disposing a session while it runs stops it (ERR_DISPOSED, not ERR_ABORTED: the session is gone) and frees it afterwards', async () => {
   const model = track(await Model.load(storiesPath));
   const session = await model.createSession({ threads: 1, contextSize: 4096 });
   const running = session.generate('Once upon a time', { maxTokens: 3000 });
   session.dispose();
-  await assert.rejects(running, { code: 'ERR_ABORTED' });
+  await assert.rejects(running, { code: 'ERR_DISPOSED' });
   model.dispose();
 });
 

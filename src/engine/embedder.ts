@@ -202,6 +202,11 @@ export class Embedder implements AsyncDisposable {
     return out;
   }
 
+  /**
+   * Frees the embedder's session. Never throws and is idempotent: an `embed` in flight rejects with
+   * ERR_DISPOSED (the session stops at its next check and is freed once its native work ends);
+   * later calls are ERR_DISPOSED errors.
+   */
   dispose(): void {
     this.session.dispose();
   }

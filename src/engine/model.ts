@@ -3,7 +3,7 @@ import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertString, checkKeys, expected } from '../util/validate';
 import { checkedGgufPath } from './gguf-path';
 import { LoraAdapter } from './lora';
-import { callNative, callNativeSync } from './native-call';
+import { callNative, callNativeSync, InFlight } from './native-call';
 import { Session, type SessionOptions } from './session';
 
 /** The special token after which the final hidden state is the Search-R3 embedding. */
@@ -48,6 +48,8 @@ export class Model implements AsyncDisposable {
   #native: NativeModel | null;
   readonly info: ModelInfo;
   readonly #children = new Set<{ dispose(): void }>();
+  /** Sessions and adapters being made: the native side holds the model until they are done. */
+  readonly #making = new InFlight('model');
 
   private constructor(native: NativeModel, path: string) {
     this.#native = native;
@@ -127,7 +129,7 @@ export class Model implements AsyncDisposable {
 
   /** Opens an inference session (a llama.cpp context with parallel sequences). */
   async createSession(options: SessionOptions = {}): Promise<Session> {
-    const session = await Session.create(this, options);
+    const session = await this.#making.run(() => Session.create(this, options), (s) => s.dispose());
     this.#children.add(session);
     session.onDispose(() => this.#children.delete(session));
     return session;
@@ -135,20 +137,37 @@ export class Model implements AsyncDisposable {
 
   /** Loads a LoRA adapter in llama.cpp's adapter GGUF format for this model. */
   async loadLora(path: string): Promise<LoraAdapter> {
-    const adapter = await LoraAdapter.load(this, path);
+    const adapter = await this.#making.run(() => LoraAdapter.load(this, path), (a) => a.dispose());
     this.#children.add(adapter);
     adapter.onDispose(() => this.#children.delete(adapter));
     return adapter;
   }
 
-  /** Frees the weights, after disposing every session and adapter made from this model. Idempotent. */
+  /**
+   * Disposes every session and adapter made from this model, then frees the weights. Never throws
+   * and is idempotent: a session operation in flight (or a `createSession`/`loadLora` still
+   * running) rejects with ERR_DISPOSED, and the weights are freed once that native work has
+   * stopped, since a worker thread may still read them. Any later use is an ERR_DISPOSED error.
+   */
   dispose(): void {
     if (!this.#native) return;
-    for (const child of [...this.#children].filter((c) => c instanceof Session)) child.dispose();
-    for (const child of [...this.#children]) child.dispose();
     const native = this.#native;
-    callNativeSync(() => native.dispose());
     this.#native = null;
+    this.#making.dispose();
+    const sessions = [...this.#children].filter((c): c is Session => c instanceof Session);
+    for (const s of sessions) s.dispose();
+    const free = (): void => {
+      // Sessions are freed by now, so adapters are detached and the model has no native users.
+      for (const child of [...this.#children]) child.dispose();
+      callNativeSync(() => native.dispose());
+    };
+    if (!this.#making.busy && !sessions.some((s) => s.busy)) {
+      free();
+      return;
+    }
+    // Deferred: nobody awaits this, so a failure (none is expected once the workers are done)
+    // must not become an unhandled rejection that kills the process.
+    void Promise.all([this.#making.idle(), ...sessions.map((s) => s.idle())]).then(free).catch(() => undefined);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -60,3 +60,64 @@ export function callNativeSync<T>(fn: () => T): T {
     throw fromNative(err);
   }
 }
+
+/**
+ * Counts the native operations of one object that are in flight, so that dispose() can stop them
+ * instead of throwing. The chosen behaviour (README, Library): dispose() never throws; an operation
+ * still running rejects with ERR_DISPOSED (whatever the native work ended with, since its result
+ * belongs to a disposed object), and whoever frees native memory waits for {@link idle} first,
+ * because a worker thread may still be using it.
+ */
+export class InFlight {
+  #count = 0;
+  #disposed = false;
+  #waiters: (() => void)[] = [];
+  readonly #what: string;
+
+  /** @param what the object's name in the ERR_DISPOSED message ("session", "trainer"). */
+  constructor(what: string) {
+    this.#what = what;
+  }
+
+  /** True while at least one operation runs. */
+  get busy(): boolean {
+    return this.#count > 0;
+  }
+
+  /** Marks the owner disposed: operations still running will reject with ERR_DISPOSED. */
+  dispose(): void {
+    this.#disposed = true;
+  }
+
+  /** Resolves once no operation runs (at once when none does). */
+  idle(): Promise<void> {
+    return this.#count === 0 ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /**
+   * Runs `start`; when the owner is disposed before it settles, rejects with ERR_DISPOSED and hands
+   * a value it produced anyway to `discard` (so that, say, a session made meanwhile is freed).
+   */
+  async run<T>(start: () => Promise<T>, discard?: (value: T) => void): Promise<T> {
+    this.#count++;
+    try {
+      let value: T;
+      try {
+        value = await start();
+      } catch (err) {
+        throw this.#disposed ? this.#disposedError() : err;
+      }
+      if (this.#disposed) {
+        discard?.(value);
+        throw this.#disposedError();
+      }
+      return value;
+    } finally {
+      if (--this.#count === 0) for (const fn of this.#waiters.splice(0)) fn();
+    }
+  }
+
+  #disposedError(): SearchR3Error {
+    return new SearchR3Error('ERR_DISPOSED', `the ${this.#what} was disposed while the operation ran`);
+  }
+}

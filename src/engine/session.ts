@@ -3,7 +3,7 @@ import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import type { LoraAdapter } from './lora';
 import type { Model } from './model';
-import { callNative, callNativeAbortable, callNativeSync } from './native-call';
+import { callNative, callNativeAbortable, callNativeSync, InFlight } from './native-call';
 
 export interface SessionOptions {
   /** Parallel sequences decoded in shared batches (default 1). */
@@ -97,6 +97,7 @@ export class Session implements AsyncDisposable {
   readonly model: Model;
   #loras: LoraAttachment[] = [];
   #onDispose: (() => void)[] = [];
+  readonly #ops = new InFlight('session');
 
   private constructor(native: NativeSession, model: Model) {
     this.#native = native;
@@ -211,7 +212,17 @@ export class Session implements AsyncDisposable {
 
   #withSignal<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
     const native = this.native;
-    return callNativeAbortable(signal, () => native.abort(), start);
+    return this.#ops.run(() => callNativeAbortable(signal, () => native.abort(), start));
+  }
+
+  /** @internal true while an operation of this session runs. */
+  get busy(): boolean {
+    return this.#ops.busy;
+  }
+
+  /** @internal resolves once no operation of this session runs (its context is then freed). */
+  idle(): Promise<void> {
+    return this.#ops.idle();
   }
 
   /** @internal */
@@ -223,9 +234,14 @@ export class Session implements AsyncDisposable {
     return this.#native === null;
   }
 
-  /** Frees the context (after a running operation stops). Idempotent. */
+  /**
+   * Frees the context. Never throws and is idempotent: an operation in flight is stopped at its
+   * next check and its promise rejects with ERR_DISPOSED; the context is freed once that native
+   * work has stopped (never under a worker thread). Any later call is an ERR_DISPOSED error.
+   */
   dispose(): void {
     if (!this.#native) return;
+    this.#ops.dispose();
     this.#native.dispose();
     this.#native = null;
     this.#loras = [];

@@ -1,5 +1,5 @@
 import { checkedGgufPath } from '../engine/gguf-path';
-import { callNative, callNativeAbortable, callNativeSync } from '../engine/native-call';
+import { callNative, callNativeAbortable, callNativeSync, InFlight } from '../engine/native-call';
 import { binding, type NativeLossPart, type NativeTensorPart, type NativeTrainer } from '../native';
 import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
@@ -130,6 +130,7 @@ export interface TrainerState {
  */
 export class LoraTrainer {
   #native: NativeTrainer | null;
+  readonly #ops = new InFlight('trainer');
   readonly path: string;
   readonly targets: LoraModule[];
 
@@ -278,11 +279,17 @@ export class LoraTrainer {
 
   #run<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
     const n = this.#n;
-    return callNativeAbortable(signal, () => n.abort(), start);
+    return this.#ops.run(() => callNativeAbortable(signal, () => n.abort(), start));
   }
 
-  /** Frees the weights and the adapter; idempotent. An operation in flight is stopped first. */
+  /**
+   * Frees the weights and the adapter. Never throws and is idempotent: an operation in flight
+   * (forward, accumulate, step) is stopped at its next check and its promise rejects with
+   * ERR_DISPOSED; the native trainer is freed once that work has stopped. Later calls are
+   * ERR_DISPOSED errors.
+   */
   dispose(): void {
+    this.#ops.dispose();
     this.#native?.dispose();
     this.#native = null;
   }
