@@ -95,6 +95,21 @@ for (const b of jsBlocks) {
   });
 }
 
+// A block whose require line says how to write it in an ES module ("// or, in an ES module: import …")
+// runs that way too, so the claim is checked, not just the CommonJS form.
+for (const b of jsBlocks) {
+  const m = /^(const .*= require\('search-r3'\);) *\/\/ or, in an ES module: (import .* from 'search-r3')$/m.exec(b.text);
+  if (!m) continue;
+  test(`README.md:${b.line} js block runs as an ES module with the import its comment gives`, async () => {
+    const dir = sandbox();
+    for (const g of b.text.matchAll(/\b(?:load|open)\(\s*'([^']+\.gguf)'/g)) await makeModelAt(dir, g[1]);
+    const text = b.text.replace(m[0], `${m[2]};`);
+    writeFileSync(join(dir, 'block.mjs'), text);
+    const r = spawnSync(process.execPath, [join(dir, 'block.mjs')], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, failure(`README.md:${b.line} js block as an ES module`, text, r));
+  });
+}
+
 test('README sh blocks: every search-r3 line runs offline on generated models, or is skipped with a reason', async () => {
   const lines = shBlocks.flatMap((b) => shLines(b.text).map((line) => ({ line, block: b })));
   for (const skipped of SKIPPED.keys()) {
