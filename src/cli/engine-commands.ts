@@ -1,13 +1,57 @@
-import { Embedder } from '../engine/embedder';
+import { Embedder, EMBEDDER_DEFAULTS } from '../engine/embedder';
 import { Model } from '../engine/model';
 import { ggufInfo } from '../gguf/info';
 import { readLines } from '../eval/lines';
 import { SearchR3Error } from '../util/errors';
 import { checkInputs } from '../util/output';
 import { startProgress } from '../util/progress';
-import { intFlag, numFlag, oneOfFlag, parse, UsageError } from './args';
+import { intFlag, numFlag, oneOfFlag, UsageError } from './args';
+import { defineCommand } from './flags';
 
 type Out = NodeJS.WritableStream;
+
+/** The generation defaults of `search-r3 generate` (greedy, so a run repeats). */
+const GENERATE_DEFAULTS = { maxTokens: 128, temperature: 0, seed: 0, topK: 0, topP: 1 } as const;
+
+const threadsFlag = { type: 'string', value: 'N', default: 'all hardware threads', help: 'CPU threads' } as const;
+const loraFlag = { type: 'string', value: 'FILE', help: 'LoRA adapter GGUF applied at scale 1' } as const;
+
+/** `search-r3 info`. */
+export const INFO = defineCommand({
+  name: 'info', usage: 'MODEL', summary: "Prints a GGUF's metadata from its header (no weights are loaded).",
+  flags: { json: { type: 'boolean', help: 'one JSON object instead of a table' } },
+});
+
+/** `search-r3 generate`. */
+export const GENERATE = defineCommand({
+  name: 'generate', usage: 'MODEL --prompt TEXT', summary: 'Generates a completion of the prompt.',
+  flags: {
+    prompt: { type: 'string', value: 'TEXT', help: 'the prompt (required)' },
+    'max-tokens': { type: 'string', value: 'N', default: GENERATE_DEFAULTS.maxTokens, help: 'most tokens generated' },
+    temperature: { type: 'string', value: 'T', default: GENERATE_DEFAULTS.temperature, help: 'sampling temperature, 0 = greedy' },
+    'top-k': { type: 'string', value: 'K', default: GENERATE_DEFAULTS.topK, help: 'sample from the K likeliest tokens, 0 = all' },
+    'top-p': { type: 'string', value: 'P', default: GENERATE_DEFAULTS.topP, help: 'nucleus sampling mass' },
+    seed: { type: 'string', value: 'S', default: GENERATE_DEFAULTS.seed, help: 'sampling seed' },
+    lora: loraFlag,
+    threads: threadsFlag,
+    json: { type: 'boolean', help: 'text, tokens, logprobs and finish reason as one JSON line' },
+  },
+});
+
+/** `search-r3 embed`. */
+export const EMBED = defineCommand({
+  name: 'embed', usage: 'MODEL [TEXT…]', summary: 'Embeds TEXT arguments and/or the records of --input, one line per text.',
+  flags: {
+    mode: { type: 'string', value: 'direct|reason', default: EMBEDDER_DEFAULTS.mode, help: 'embed at once, or reason first' },
+    'max-reasoning-tokens': { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.maxReasoningTokens, help: 'reasoning budget per text in reason mode' },
+    lora: loraFlag,
+    document: { type: 'boolean', help: 'embed as documents (the document side of the template)' },
+    sequences: { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.sequences, help: 'texts decoded in parallel' },
+    threads: threadsFlag,
+    input: { type: 'string', value: 'FILE.jsonl|-', help: 'JSONL records {"id"?, "text"} to embed; - is stdin' },
+    json: { type: 'boolean', help: 'one JSON line per text with the whole vector' },
+  },
+});
 
 function modelArg(positionals: string[], usage: string): string {
   const path = positionals[0];
@@ -16,8 +60,10 @@ function modelArg(positionals: string[], usage: string): string {
 }
 
 export async function infoCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
-  const path = modelArg(positionals, 'search-r3 info MODEL [--json]');
+  const args = INFO.parse(argv, out);
+  if (!args) return 0;
+  const { values, positionals } = args;
+  const path = modelArg(positionals, INFO.usageLine);
   // The header alone answers everything: no weights are loaded, so this is instant on any size.
   const { specialTokens, ...rest } = await ggufInfo(path);
   const info = { ...rest, embedTokenId: specialTokens.embed, bos: specialTokens.bos, eos: specialTokens.eos };
@@ -30,11 +76,10 @@ export async function infoCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function generateCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]';
-  const { values, positionals } = parse(argv, {
-    prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' },
-    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, lora: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
-  });
+  const usage = GENERATE.usageLine;
+  const args = GENERATE.parse(argv, out);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const path = modelArg(positionals, usage);
   if (typeof values.prompt !== 'string') throw new UsageError(`missing --prompt; usage: ${usage}`);
   const model = await Model.load(path);
@@ -42,11 +87,11 @@ export async function generateCommand(argv: string[], out: Out): Promise<number>
     const session = await model.createSession({ threads: intFlag(values.threads, 'threads', 1, 1024) });
     if (typeof values.lora === 'string') session.setLoras([{ adapter: await model.loadLora(values.lora), scale: 1 }]);
     const [g] = await session.generate(values.prompt, {
-      maxTokens: intFlag(values['max-tokens'], 'max-tokens', 1, 1 << 20) ?? 128,
-      temperature: numFlag(values.temperature, 'temperature', 0, 100) ?? 0,
-      seed: intFlag(values.seed, 'seed', 0, 0xffffffff) ?? 0,
-      topK: intFlag(values['top-k'], 'top-k', 0) ?? 0,
-      topP: numFlag(values['top-p'], 'top-p', 0, 1) ?? 1,
+      maxTokens: intFlag(values['max-tokens'], 'max-tokens', 1, 1 << 20) ?? GENERATE_DEFAULTS.maxTokens,
+      temperature: numFlag(values.temperature, 'temperature', 0, 100) ?? GENERATE_DEFAULTS.temperature,
+      seed: intFlag(values.seed, 'seed', 0, 0xffffffff) ?? GENERATE_DEFAULTS.seed,
+      topK: intFlag(values['top-k'], 'top-k', 0) ?? GENERATE_DEFAULTS.topK,
+      topP: numFlag(values['top-p'], 'top-p', 0, 1) ?? GENERATE_DEFAULTS.topP,
       logprobs: true,
     });
     if (values.json) {
@@ -86,11 +131,10 @@ async function readInputs(file: string): Promise<{ id: string; text: string }[]>
 }
 
 export async function embedCommand(argv: string[], out: Out): Promise<number> {
-  const usage = 'search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]';
-  const { values, positionals } = parse(argv, {
-    mode: { type: 'string' }, 'max-reasoning-tokens': { type: 'string' }, lora: { type: 'string' }, input: { type: 'string' },
-    json: { type: 'boolean' }, sequences: { type: 'string' }, threads: { type: 'string' }, document: { type: 'boolean' },
-  });
+  const usage = EMBED.usageLine;
+  const args = EMBED.parse(argv, out);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const path = modelArg(positionals, usage);
   const items = positionals.slice(1).map((text, i) => ({ id: String(i), text }));
   if (typeof values.input === 'string') {
@@ -103,7 +147,7 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
   try {
     const lora = typeof values.lora === 'string' ? await model.loadLora(values.lora) : undefined;
     const embedder = await Embedder.create(model, {
-      mode: oneOfFlag(values.mode, 'mode', ['direct', 'reason'] as const) ?? 'direct',
+      mode: oneOfFlag(values.mode, 'mode', ['direct', 'reason'] as const),
       maxReasoningTokens: intFlag(values['max-reasoning-tokens'], 'max-reasoning-tokens', 1, 1 << 20),
       sequences: intFlag(values.sequences, 'sequences', 1, 256),
       threads: intFlag(values.threads, 'threads', 1, 1024),

@@ -1,28 +1,37 @@
 import { runEvalCli } from '../eval/cli';
 import { packageVersion } from './args';
 import { applyLogLevel, LOG_LEVEL_HELP, takeLogLevel } from './log-level';
-import { embedCommand, generateCommand, infoCommand } from './engine-commands';
-import { addEmbedTokenCommand, makeModelCommand } from './model-commands';
+import { EMBED, embedCommand, GENERATE, generateCommand, INFO, infoCommand } from './engine-commands';
+import type { Command as CommandSpec } from './flags';
+import { ADD_EMBED_TOKEN, addEmbedTokenCommand, MAKE_MODEL, makeModelCommand } from './model-commands';
 import { reportError } from './process';
-import { trainCommand } from './train-commands';
+import { TRAIN_SFT, trainCommand } from './train-commands';
 
 type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
 
 // The commands that load llama.cpp; the others never touch the addon, so a log level is not applied there.
 const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train']);
 
+/** Every declared command (parser and help from one declaration each); `eval` has trec_eval's own parser. */
+export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT];
+
+const line = (c: CommandSpec): string => `${c.usageLine}\n      ${c.summary}`;
+
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
-  info: { run: infoCommand, summary: 'info MODEL [--json]                      model metadata' },
-  generate: { run: generateCommand, summary: 'generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]' },
-  embed: { run: embedCommand, summary: 'embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]' },
-  'make-model': { run: makeModelCommand, summary: 'make-model --out FILE [--preset NAME] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--force]' },
-  'add-embed-token': { run: addEmbedTokenCommand, summary: 'add-embed-token IN OUT [--force]          add <|embed_token|> to a GGUF' },
-  train: { run: trainCommand, summary: 'train sft --model M.gguf --train FILE --out ADAPTER.gguf [--eval DIR] [--steps N] [--resume] [--json] …' },
-  eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'eval QRELS RUN [--json] [-m measure…] [-q]  trec_eval-identical metrics' },
+  info: { run: infoCommand, summary: line(INFO) },
+  generate: { run: generateCommand, summary: line(GENERATE) },
+  embed: { run: embedCommand, summary: line(EMBED) },
+  'make-model': { run: makeModelCommand, summary: line(MAKE_MODEL) },
+  'add-embed-token': { run: addEmbedTokenCommand, summary: line(ADD_EMBED_TOKEN) },
+  train: { run: trainCommand, summary: line(TRAIN_SFT) },
+  eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'search-r3 eval QRELS RUN [options]\n      trec_eval-identical metrics (see search-r3 eval --help)' },
 };
 
 function help(): string {
-  return ['usage: search-r3 <command> [options]', '       search-r3 --version', '', ...Object.values(COMMANDS).map((c) => `  search-r3 ${c.summary}`), '', 'Options for every command:', LOG_LEVEL_HELP, ''].join('\n');
+  return [
+    'usage: search-r3 <command> [options]', '       search-r3 <command> --help', '       search-r3 --version', '',
+    ...Object.values(COMMANDS).map((c) => `  ${c.summary}`), '', 'Options for every command:', LOG_LEVEL_HELP, '',
+  ].join('\n');
 }
 
 /**

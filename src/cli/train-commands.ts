@@ -1,21 +1,59 @@
 import { LORA_MODULES, type LoraModule } from '../train/trainer';
 import { trainStage1 } from '../train/stage1';
-import type { Stage1LossWeights } from '../train/stage1-config';
+import { resolveStage1, STAGE1_LR_RULE, type Stage1LossWeights } from '../train/stage1-config';
 import { LR_SCHEDULE_KINDS } from '../train/schedule';
-import { intFlag, numFlag, oneOfFlag, parse, UsageError } from './args';
+import { intFlag, numFlag, oneOfFlag, UsageError } from './args';
+import { defineCommand } from './flags';
 
 type Out = NodeJS.WritableStream;
 
-const SFT_USAGE =
-  'search-r3 train sft --model M.gguf --train FILE|BEIR_DIR --out ADAPTER.gguf [--eval BEIR_DIR] [--steps N] [--batch B] ' +
-  '[--accumulate K] [--lr X] [--warmup N] [--schedule cosine|linear|constant] [--lora-rank R] [--lora-alpha A] ' +
-  '[--lora-targets attn_q,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature T] [--margin M] ' +
-  '[--hard-negatives N] [--max-tokens N] [--checkpoint-every N] [--eval-every N] [--seed S] [--threads N] [--lean-memory] ' +
-  '[--resume | --force] [--json]';
+// Stage 1's defaults as the library resolves them; those that follow the model or another flag are said so.
+const D = resolveStage1({ model: 'model.gguf', train: [], out: 'adapter.gguf' });
+const { perWidth, min: lrMin, max: lrMax } = STAGE1_LR_RULE;
+const str = (value: string, dflt: string | number | undefined, help: string) => ({ type: 'string', value, default: dflt, help }) as const;
+
+/** `search-r3 train sft` (stage 1). */
+export const TRAIN_SFT = defineCommand({
+  name: 'train sft', usage: '--model M.gguf --train FILE|BEIR_DIR --out ADAPTER.gguf',
+  summary: 'Stage 1: supervised contrastive LoRA fine-tuning; writes the adapter, a resumable state and a step log beside --out.',
+  flags: {
+    model: str('M.gguf', undefined, 'base model with <|embed_token|> (required)'),
+    train: str('FILE|BEIR_DIR', undefined, 'training pairs: JSONL, or a BEIR directory (train split) (required)'),
+    out: str('ADAPTER.gguf', undefined, 'adapter to write (required)'),
+    eval: str('BEIR_DIR', undefined, 'held-out split (test) scored by nDCG@10 before, during and after'),
+    steps: str('N', D.steps, 'optimizer steps'),
+    batch: str('B', D.batch, 'pairs per micro-batch'),
+    accumulate: str('K', D.accumulate, 'micro-batches per optimizer step'),
+    lr: str('X', `${perWidth}/n_embd clamped to [${lrMin}, ${lrMax}], from the model`, 'peak learning rate'),
+    warmup: str('N', `${(D.warmupSteps / D.steps) * 100}% of --steps`, 'linear warm-up steps'),
+    schedule: str(LR_SCHEDULE_KINDS.join('|'), D.schedule, 'learning-rate schedule after warm-up'),
+    'lora-rank': str('R', D.lora.rank, 'LoRA rank'),
+    'lora-alpha': str('A', `${D.lora.alpha / D.lora.rank} × --lora-rank`, 'LoRA scale numerator'),
+    'lora-targets': str(LORA_MODULES[0] + ',…', `all of ${LORA_MODULES.join(',')}`, 'adapted projections'),
+    'loss-weights': str('NAME=W,…', Object.entries(D.losses).map(([k, v]) => `${k}=${v}`).join(','), 'loss weights, NAME one of sft, kl, infonce, triplet'),
+    temperature: str('T', D.temperature, 'InfoNCE temperature'),
+    margin: str('M', D.margin, 'triplet margin'),
+    'hard-negatives': str('N', D.hardNegatives, 'hard negatives per pair from the data'),
+    'max-tokens': str('N', D.maxTokens, 'longest prompt in tokens'),
+    'checkpoint-every': str('N', D.checkpointEvery, 'write adapter and state every N steps'),
+    'eval-every': str('N', D.evalEvery, 'score --eval every N steps, 0 = only before and after'),
+    seed: str('S', D.seed, 'data order and LoRA initialisation seed'),
+    threads: str('N', 'all hardware threads', 'CPU threads'),
+    'lean-memory': { type: 'boolean', help: 'no transposed weight copies: less memory, slower steps' },
+    resume: { type: 'boolean', help: 'continue the run at --out from its state' },
+    force: { type: 'boolean', help: "replace an earlier run's adapter, state and log at --out" },
+    json: { type: 'boolean', help: 'one JSON line per step and the result, no progress bar' },
+  },
+});
+const SFT_USAGE = TRAIN_SFT.usageLine;
 
 /** `search-r3 train <stage> …`: only stage 1 (`sft`) exists so far. */
 export async function trainCommand(argv: string[], out: Out): Promise<number> {
   const [stage, ...rest] = argv;
+  if (stage === '--help' || stage === '-h') {
+    out.write(`search-r3 train STAGE: the only stage so far is sft.\n\n${TRAIN_SFT.help()}`);
+    return 0;
+  }
   if (stage !== 'sft') throw new UsageError(`unknown or missing training stage ${JSON.stringify(stage ?? '')}; usage: ${SFT_USAGE}`);
   return trainSftCommand(rest, out);
 }
@@ -37,13 +75,9 @@ function targets(value: unknown): LoraModule[] | undefined {
 }
 
 async function trainSftCommand(argv: string[], out: Out): Promise<number> {
-  const s = { type: 'string' } as const;
-  const { values, positionals } = parse(argv, {
-    model: s, train: s, out: s, eval: s, steps: s, batch: s, accumulate: s, lr: s, warmup: s, schedule: s, 'lora-rank': s,
-    'lora-alpha': s, 'lora-targets': s, 'loss-weights': s, temperature: s, margin: s, 'hard-negatives': s, 'max-tokens': s,
-    'checkpoint-every': s, 'eval-every': s, seed: s, threads: s, 'lean-memory': { type: 'boolean' }, resume: { type: 'boolean' },
-    force: { type: 'boolean' }, json: { type: 'boolean' },
-  });
+  const args = TRAIN_SFT.parse(argv, out);
+  if (!args) return 0;
+  const { values, positionals } = args;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; usage: ${SFT_USAGE}`);
   for (const flag of ['model', 'train', 'out'] as const) {
     if (typeof values[flag] !== 'string') throw new UsageError(`missing --${flag}; usage: ${SFT_USAGE}`);

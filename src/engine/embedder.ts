@@ -28,6 +28,9 @@ export interface EmbedResult {
   truncated: boolean;
 }
 
+/** The defaults of {@link EmbedderOptions} that the CLI's help also shows. */
+export const EMBEDDER_DEFAULTS = Object.freeze({ mode: 'direct' as EmbedMode, maxReasoningTokens: 128, sequences: 8 });
+
 export interface EmbedderOptions {
   /** `direct` (default) or `reason`. */
   mode?: EmbedMode;
@@ -101,8 +104,8 @@ export class Embedder implements AsyncDisposable {
     this.session = session;
     this.template = { ...DEFAULT_EMBED_TEMPLATE, ...options.template };
     this.#options = {
-      mode: options.mode ?? 'direct',
-      maxReasoningTokens: options.maxReasoningTokens ?? 128,
+      mode: options.mode ?? EMBEDDER_DEFAULTS.mode,
+      maxReasoningTokens: options.maxReasoningTokens ?? EMBEDDER_DEFAULTS.maxReasoningTokens,
       normalize: options.normalize ?? true,
       temperature: options.temperature ?? 0,
       seed: options.seed ?? 0,
@@ -119,7 +122,7 @@ export class Embedder implements AsyncDisposable {
     if (options.maxReasoningTokens !== undefined) assertInteger(options.maxReasoningTokens, 'maxReasoningTokens', 1, 1 << 20);
     if (options.normalize !== undefined) assertBoolean(options.normalize, 'normalize');
     checkSampling({ temperature: options.temperature, seed: options.seed });
-    const sequences = options.sequences ?? 8;
+    const sequences = options.sequences ?? EMBEDDER_DEFAULTS.sequences;
     assertInteger(sequences, 'sequences', 1, 256);
     const perSeq = options.contextPerSequence ?? 512;
     assertInteger(perSeq, 'contextPerSequence', 16);
