@@ -5,7 +5,7 @@ import type { LoraAdapter } from './lora';
 import type { Model } from './model';
 import type { Session } from './session';
 import { checkSampling } from './session';
-import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, fitEmbedPrompt, type EmbedTemplate, type LongTextPolicy, type PromptSide } from './templates';
+import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, fitEmbedPrompt, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './templates';
 
 export type EmbedMode = 'direct' | 'reason';
 
@@ -144,6 +144,18 @@ export class Embedder implements AsyncDisposable {
   /** The token ids this embedder feeds for `text` on the given side. */
   promptFor(text: string, side: PromptSide): Int32Array {
     return buildEmbedPrompt(this.model, this.template, side, text);
+  }
+
+  /**
+   * `text` fitted into one sequence exactly as an embed call would feed it (a reasoning prompt
+   * leaves room for one reasoning token and `<|embed_token|>`). `truncated` is true when an embed
+   * call would cut it (or, under longText `error`, refuse it); `budget` is the prompt's token cap.
+   * Callers with records (the CLI) use it to apply `error`/`skip` with the record's name.
+   */
+  fit(text: string, side: PromptSide): FittedPrompt & { budget: number } {
+    assertString(text, 'text');
+    const budget = this.session.info.contextPerSequence - (side === 'reason' ? 2 : 0);
+    return { ...fitEmbedPrompt(this.model, this.template, side, text, budget), budget };
   }
 
   /** Embeds queries (in the embedder's mode, or `options.mode`). */
