@@ -59,3 +59,16 @@ test('embed --long-text with an unknown mode is a usage error (exit 2)', async (
   assert.equal(r.code, 2);
   assert.match(r.stderr, /long-text/);
 });
+
+test('train sft --long-text error stops before training, naming the record and FILE:LINE; an unknown mode is exit 2', async () => {
+  const d = tempDir();
+  const file = join(d, 'pairs.jsonl');
+  writeFileSync(file, [{ id: 'a', query: 'q one', positive: 'short' }, { id: 'b', query: 'q two', positive: long }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const args = ['train', 'sft', '--model', await tinyModel(), '--train', file, '--out', join(d, 'a.lora.gguf'), '--steps', '1', '--batch', '2', '--max-tokens', '64', '--threads', '1', '--json'];
+  const r = await run([...args, '--long-text', 'error']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`${file}:2: record "b" positive needs `), r.stderr);
+  const bad = await run([...args, '--long-text', 'cut']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /long-text/);
+});

@@ -10,7 +10,7 @@ const SFT_USAGE =
   'search-r3 train sft --model M.gguf --train FILE|BEIR_DIR --out ADAPTER.gguf [--eval BEIR_DIR] [--steps N] [--batch B] ' +
   '[--accumulate K] [--lr X] [--warmup N] [--schedule cosine|linear|constant] [--lora-rank R] [--lora-alpha A] ' +
   '[--lora-targets attn_q,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature T] [--margin M] ' +
-  '[--hard-negatives N] [--max-tokens N] [--checkpoint-every N] [--eval-every N] [--seed S] [--threads N] [--lean-memory] ' +
+  '[--hard-negatives N] [--max-tokens N] [--long-text truncate|error|skip] [--checkpoint-every N] [--eval-every N] [--seed S] [--threads N] [--lean-memory] ' +
   '[--resume | --force] [--json]';
 
 /** `search-r3 train <stage> …`: only stage 1 (`sft`) exists so far. */
@@ -40,7 +40,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
   const s = { type: 'string' } as const;
   const { values, positionals } = parse(argv, {
     model: s, train: s, out: s, eval: s, steps: s, batch: s, accumulate: s, lr: s, warmup: s, schedule: s, 'lora-rank': s,
-    'lora-alpha': s, 'lora-targets': s, 'loss-weights': s, temperature: s, margin: s, 'hard-negatives': s, 'max-tokens': s,
+    'lora-alpha': s, 'lora-targets': s, 'loss-weights': s, temperature: s, margin: s, 'hard-negatives': s, 'max-tokens': s, 'long-text': s,
     'checkpoint-every': s, 'eval-every': s, seed: s, threads: s, 'lean-memory': { type: 'boolean' }, resume: { type: 'boolean' },
     force: { type: 'boolean' }, json: { type: 'boolean' },
   });
@@ -69,6 +69,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     margin: numFlag(values.margin, 'margin', 0, 2),
     hardNegatives: intFlag(values['hard-negatives'], 'hard-negatives', 0, 64),
     maxTokens: intFlag(values['max-tokens'], 'max-tokens', 16),
+    longText: oneOfFlag(values['long-text'], 'long-text', ['truncate', 'error', 'skip'] as const),
     checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),
     evalEvery: intFlag(values['eval-every'], 'eval-every', 0),
     seed: intFlag(values.seed, 'seed', 0, 0xffffffff),
