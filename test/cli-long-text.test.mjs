@@ -72,3 +72,15 @@ test('train sft --long-text error stops before training, naming the record and F
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /long-text/);
 });
+
+test('embed --input - names a too-long record as stdin:LINE', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [cli, ...(await base('-', '--long-text', 'error'))], { cwd: root });
+  let stderr = '';
+  child.stderr.on('data', (b) => { stderr += b; });
+  child.stdout.resume();
+  child.stdin.end(`{"id":"a","text":"short"}\n\n{"id":"b","text":"${long}"}\n`);
+  const code = await new Promise((res) => child.on('close', res));
+  assert.equal(code, 1);
+  assert.match(stderr, /^search-r3 embed: stdin:3: record "b" needs \d+ tokens/);
+});

@@ -137,7 +137,8 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
   const path = modelArg(positionals, usage);
   const items: InputItem[] = positionals.slice(1).map((text, i) => ({ id: String(i), text, where: `argument ${i + 1}` }));
   if (typeof values.input === 'string') {
-    await checkInputs([{ path: values.input, name: '--input' }]);
+    // `-` is stdin (readLines reads it); only a real path is checked up front.
+    if (values.input !== '-') await checkInputs([{ path: values.input, name: '--input' }]);
     items.push(...(await readInputs(values.input)));
   }
   if (items.length === 0) throw new UsageError(`nothing to embed: give TEXT arguments or --input FILE.jsonl; usage: ${usage}`);
