@@ -36,7 +36,7 @@ export {
 } from './train/trainer';
 export { packBatch, type TrainSequence, type LossOptions, type GrpoLossOptions } from './train/batch';
 export {
-  readPairsJsonl, readBeirPairs, loadTrainingData, encodePair, encodeEmbedText, makeRetrievalTask,
+  readPairsJsonl, readBeirPairs, loadTrainingData, encodePair, encodeEmbedText, fitTrainingData, makeRetrievalTask,
   type PairRecord, type EncodedPair, type RetrievalTask, type RetrievalTaskOptions,
 } from './train/data';
 export { trainStage1, type Stage1StepLog, type Stage1Result, type Stage1Hooks } from './train/stage1';

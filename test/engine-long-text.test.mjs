@@ -40,3 +40,47 @@ test("Embedder longText 'error' names texts[i]; an unknown policy is a usage err
   await assert.rejects(embedder.embedDocuments(['short', long]), { code: 'ERR_CONTEXT', message: /^texts\[1\] needs \d+ tokens but a sequence holds 256;/ });
   await assert.rejects(Embedder.create(model, { longText: 'cut' }), TypeError);
 });
+
+// Training data follows the same rule: default truncate (counted), error names id and FILE:LINE, skip drops.
+const { fitTrainingData, loadTrainingData, encodePair } = lib;
+
+async function trainingFile() {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tempDir } = await import('./helpers/models.mjs');
+  const file = join(tempDir(), 'pairs.jsonl');
+  writeFileSync(file, [
+    { id: 'a', query: 'q one', positive: 'short doc' },
+    { id: 'b', query: 'q two', positive: long, negatives: ['short neg', long] },
+    { id: 'c', query: 'q three', positive: 'another doc' },
+  ].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return file;
+}
+
+test('training data: truncate (default) keeps every record and counts each shortened text', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const records = await loadTrainingData(await trainingFile());
+  const fitted = fitTrainingData(model, DEFAULT_EMBED_TEMPLATE, records, { maxTokens: 64 });
+  assert.deepEqual(fitted.records.map((r) => r.id), ['a', 'b', 'c']);
+  assert.equal(fitted.shortened, 2);
+  assert.deepEqual(fitted.skipped, []);
+  const e = encodePair(model, DEFAULT_EMBED_TEMPLATE, records[1], { maxTokens: 64 });
+  assert.equal(e.shortened, 2);
+  assert.ok(e.positive.length <= 64);
+  assert.equal(encodePair(model, DEFAULT_EMBED_TEMPLATE, records[0], { maxTokens: 64 }).shortened, 0);
+});
+
+test("training data: 'error' names the record id, its field and FILE:LINE; 'skip' drops and reports the record", async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const file = await trainingFile();
+  const records = await loadTrainingData(file);
+  assert.throws(() => fitTrainingData(model, DEFAULT_EMBED_TEMPLATE, records, { maxTokens: 64, longText: 'error' }), {
+    code: 'ERR_CONTEXT',
+    message: new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: record "b" positive needs \\d+ tokens, more than the 64 of maxTokens;`),
+  });
+  const skipped = fitTrainingData(model, DEFAULT_EMBED_TEMPLATE, records, { maxTokens: 64, longText: 'skip' });
+  assert.deepEqual(skipped.records.map((r) => r.id), ['a', 'c']);
+  assert.deepEqual(skipped.skipped.map((r) => [r.id, r.source]), [['b', `${file}:2`]]);
+  assert.equal(skipped.shortened, 0);
+  assert.throws(() => fitTrainingData(model, DEFAULT_EMBED_TEMPLATE, records, { maxTokens: 64, longText: 'cut' }), TypeError);
+});

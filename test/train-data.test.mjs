@@ -27,9 +27,9 @@ test('readPairsJsonl: records with default ids and negatives; blank lines, CRLF 
     '{"query":"q three","positive":"p three","negatives":[]}',
   ]);
   assert.deepEqual(await readPairsJsonl(path), [
-    { id: 'line-1', query: 'q one', positive: 'p one', negatives: ['n1', 'n2'] },
-    { id: 'x7', query: 'q two', positive: 'p two', negatives: [] },
-    { id: 'line-5', query: 'q three', positive: 'p three', negatives: [] },
+    { id: 'line-1', query: 'q one', positive: 'p one', negatives: ['n1', 'n2'], source: `${path}:1` },
+    { id: 'x7', query: 'q two', positive: 'p two', negatives: [], source: `${path}:4` },
+    { id: 'line-5', query: 'q three', positive: 'p three', negatives: [], source: `${path}:5` },
   ]);
 });
 
@@ -112,7 +112,7 @@ test('readBeirPairs: a missing split, query or document is a clear error', async
 
 test('loadTrainingData: a file is JSONL, a directory BEIR; a missing path is ERR_FILE', async () => {
   const path = jsonl(['{"query":"q","positive":"p"}']);
-  assert.deepEqual(await loadTrainingData(path), [{ id: 'line-1', query: 'q', positive: 'p', negatives: [] }]);
+  assert.deepEqual(await loadTrainingData(path), [{ id: 'line-1', query: 'q', positive: 'p', negatives: [], source: `${path}:1` }]);
   const d = await beirDir({ qrels: { train: new Map([['q2', new Map([['d2', 1]])]]) } });
   assert.deepEqual(await loadTrainingData(d), [{ id: 'q2/d2', query: 'scottish play', positive: 'Macbeth is short.', negatives: [] }]);
   const missing = join(dir(), 'none');

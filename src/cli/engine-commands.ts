@@ -1,5 +1,6 @@
 import { Embedder, EMBEDDER_DEFAULTS } from '../engine/embedder';
 import { Model } from '../engine/model';
+import type { LongTextPolicy, PromptSide } from '../engine/templates';
 import { ggufInfo } from '../gguf/info';
 import { readLines } from '../eval/lines';
 import { SearchR3Error } from '../util/errors';
@@ -49,6 +50,8 @@ export const EMBED = defineCommand({
     sequences: { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.sequences, help: 'texts decoded in parallel' },
     threads: threadsFlag,
     input: { type: 'string', value: 'FILE.jsonl|-', help: 'JSONL records {"id"?, "text"} to embed; - is stdin' },
+    'max-tokens': { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.contextPerSequence, help: 'token budget per text (its sequence); the engine may round it up' },
+    'long-text': { type: 'string', value: 'truncate|error|skip', default: 'truncate', help: 'a text over the budget: shorten it (counted), stop naming FILE:LINE, or leave it out' },
     json: { type: 'boolean', help: 'one JSON line per text with the whole vector' },
   },
 });
@@ -105,8 +108,12 @@ export async function generateCommand(argv: string[], out: Out): Promise<number>
   return 0;
 }
 
-async function readInputs(file: string): Promise<{ id: string; text: string }[]> {
-  const items: { id: string; text: string }[] = [];
+/** One text to embed, with where it came from (`FILE:LINE`, `stdin:LINE`, `argument N`) for messages. */
+interface InputItem { id: string; text: string; where: string }
+
+async function readInputs(file: string): Promise<InputItem[]> {
+  const items: InputItem[] = [];
+  const source = file === '-' ? 'stdin' : file;
   // readLines: `-` is stdin, and a missing file is a one-line ERR_FILE.
   const rl = readLines(file, 'input file');
   try {
@@ -122,7 +129,7 @@ async function readInputs(file: string): Promise<{ id: string; text: string }[]>
       if (typeof rec !== 'object' || rec === null || typeof r.text !== 'string') {
         throw new SearchR3Error('ERR_FORMAT', `${file}:${line}: expected an object with a string "text" (and an optional "id")`);
       }
-      items.push({ id: r.id === undefined ? String(items.length) : String(r.id), text: r.text });
+      items.push({ id: r.id === undefined ? String(items.length) : String(r.id), text: r.text, where: `${source}:${line}` });
     }
   } finally {
     await rl.return(undefined);
@@ -130,15 +137,52 @@ async function readInputs(file: string): Promise<{ id: string; text: string }[]>
   return items;
 }
 
+/**
+ * The README's "Long texts" rule for records: a text over the per-text budget is shortened
+ * (counted on stderr), refused naming its record and line (`error`), or left out and reported
+ * (`skip`). Returns the records to embed.
+ */
+function applyLongText(embedder: Embedder, items: InputItem[], side: PromptSide, policy: LongTextPolicy): InputItem[] {
+  const perText = embedder.session.info.contextPerSequence;
+  const kept: InputItem[] = [];
+  let shortened = 0;
+  let budget = perText;
+  for (const item of items) {
+    const fitted = embedder.fit(item.text, side);
+    budget = fitted.budget;
+    if (!fitted.truncated) {
+      kept.push(item);
+      continue;
+    }
+    const needs = `needs ${fitted.needed + perText - fitted.budget} tokens, more than the ${perText} of --max-tokens`;
+    if (policy === 'error') {
+      throw new SearchR3Error('ERR_CONTEXT', `${item.where}: record "${item.id}" ${needs}; shorten it, raise --max-tokens or pass --long-text truncate|skip`);
+    }
+    if (policy === 'skip') {
+      process.stderr.write(`search-r3 embed: skipped record "${item.id}" (${item.where}): it ${needs}\n`);
+      continue;
+    }
+    shortened++;
+    kept.push(item);
+  }
+  if (shortened > 0) process.stderr.write(`search-r3 embed: ${shortened} of ${items.length} texts were shortened to ${budget} tokens (see --long-text, --max-tokens)\n`);
+  const skipped = items.length - kept.length;
+  if (skipped > 0) process.stderr.write(`search-r3 embed: ${skipped} of ${items.length} texts were skipped as too long\n`);
+  return kept;
+}
+
 export async function embedCommand(argv: string[], out: Out): Promise<number> {
   const usage = EMBED.usageLine;
   const args = EMBED.parse(argv, out);
   if (!args) return 0;
   const { values, positionals } = args;
+  const longText = oneOfFlag(values['long-text'], 'long-text', ['truncate', 'error', 'skip'] as const) ?? 'truncate';
+  const maxTokens = intFlag(values['max-tokens'], 'max-tokens', 16, 1 << 20);
+  const mode = oneOfFlag(values.mode, 'mode', ['direct', 'reason'] as const) ?? EMBEDDER_DEFAULTS.mode;
   const path = modelArg(positionals, usage);
-  const items = positionals.slice(1).map((text, i) => ({ id: String(i), text }));
+  const items: InputItem[] = positionals.slice(1).map((text, i) => ({ id: String(i), text, where: `argument ${i + 1}` }));
   if (typeof values.input === 'string') {
-    // `-` is standard input, not a file to check.
+    // `-` is stdin (readLines reads it); only a real path is checked up front.
     if (values.input !== '-') await checkInputs([{ path: values.input, name: '--input' }]);
     items.push(...(await readInputs(values.input)));
   }
@@ -147,20 +191,22 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
   try {
     const lora = typeof values.lora === 'string' ? await model.loadLora(values.lora) : undefined;
     const embedder = await Embedder.create(model, {
-      mode: oneOfFlag(values.mode, 'mode', ['direct', 'reason'] as const),
+      mode,
       maxReasoningTokens: intFlag(values['max-reasoning-tokens'], 'max-reasoning-tokens', 1, 1 << 20),
       sequences: intFlag(values.sequences, 'sequences', 1, 256),
       threads: intFlag(values.threads, 'threads', 1, 1024),
+      contextPerSequence: maxTokens,
       lora,
     });
-    const progress = startProgress('embed', items.length, { unit: 'texts', silent: items.length < 8 });
+    const kept = applyLongText(embedder, items, values.document ? 'document' : mode === 'reason' ? 'reason' : 'query', longText);
+    const progress = startProgress('embed', kept.length, { unit: 'texts', silent: kept.length < 8 });
     let done = 0;
-    const texts = items.map((i) => i.text);
+    const texts = kept.map((i) => i.text);
     const onProgress = (n: number): void => { progress.tick(n - done); done = n; };
     const results = values.document ? await embedder.embedDocuments(texts, { onProgress }) : await embedder.embed(texts, { onProgress });
     progress.stop();
     results.forEach((r, i) => {
-      const id = items[i]!.id;
+      const id = kept[i]!.id;
       if (values.json) {
         out.write(`${JSON.stringify({ id, vector: Array.from(r.vector), reasoning: r.reasoning, tokens: r.reasoningTokens, finish: r.finish, truncated: r.truncated })}\n`);
       } else {

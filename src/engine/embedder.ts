@@ -5,7 +5,7 @@ import type { LoraAdapter } from './lora';
 import type { Model } from './model';
 import type { Session } from './session';
 import { checkSampling } from './session';
-import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, fitEmbedPrompt, type EmbedTemplate, type LongTextPolicy, type PromptSide } from './templates';
+import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, fitEmbedPrompt, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './templates';
 
 export type EmbedMode = 'direct' | 'reason';
 
@@ -29,7 +29,7 @@ export interface EmbedResult {
 }
 
 /** The defaults of {@link EmbedderOptions} that the CLI's help also shows. */
-export const EMBEDDER_DEFAULTS = Object.freeze({ mode: 'direct' as EmbedMode, maxReasoningTokens: 128, sequences: 8 });
+export const EMBEDDER_DEFAULTS = Object.freeze({ mode: 'direct' as EmbedMode, maxReasoningTokens: 128, sequences: 8, contextPerSequence: 512 });
 
 export interface EmbedderOptions {
   /** `direct` (default) or `reason`. */
@@ -124,7 +124,7 @@ export class Embedder implements AsyncDisposable {
     checkSampling({ temperature: options.temperature, seed: options.seed });
     const sequences = options.sequences ?? EMBEDDER_DEFAULTS.sequences;
     assertInteger(sequences, 'sequences', 1, 256);
-    const perSeq = options.contextPerSequence ?? 512;
+    const perSeq = options.contextPerSequence ?? EMBEDDER_DEFAULTS.contextPerSequence;
     assertInteger(perSeq, 'contextPerSequence', 16);
     if (options.template !== undefined) {
       checkKeys(options.template, ['querySystem', 'documentSystem', 'reasonSystem', 'directAssistant'], 'template');
@@ -147,6 +147,18 @@ export class Embedder implements AsyncDisposable {
   /** The token ids this embedder feeds for `text` on the given side. */
   promptFor(text: string, side: PromptSide): Int32Array {
     return buildEmbedPrompt(this.model, this.template, side, text);
+  }
+
+  /**
+   * `text` fitted into one sequence exactly as an embed call would feed it (a reasoning prompt
+   * leaves room for one reasoning token and `<|embed_token|>`). `truncated` is true when an embed
+   * call would cut it (or, under longText `error`, refuse it); `budget` is the prompt's token cap.
+   * Callers with records (the CLI) use it to apply `error`/`skip` with the record's name.
+   */
+  fit(text: string, side: PromptSide): FittedPrompt & { budget: number } {
+    assertString(text, 'text');
+    const budget = this.session.info.contextPerSequence - (side === 'reason' ? 2 : 0);
+    return { ...fitEmbedPrompt(this.model, this.template, side, text, budget), budget };
   }
 
   /** Embeds queries (in the embedder's mode, or `options.mode`). */

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Model } from '../engine/model';
-import { buildEmbedPrompt, type EmbedTemplate } from '../engine/templates';
+import { buildEmbedPrompt, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
 import { BEIR_SPLITS, documentText, readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery, type BeirSplit } from '../eval/beir';
 import { readLines } from '../eval/lines';
 import { makeSyntheticDataset } from '../eval/synthetic';
@@ -19,6 +19,8 @@ export interface PairRecord {
   query: string;
   positive: string;
   negatives: string[];
+  /** Where the record was read (`FILE:LINE` for JSONL), so messages about it can point there. */
+  source?: string;
 }
 
 const PAIR_KEYS = ['id', 'query', 'positive', 'negatives'];
@@ -72,7 +74,7 @@ export async function readPairsJsonl(path: string): Promise<PairRecord[]> {
     const first = seen.get(r.id);
     if (first !== undefined) throw new SearchR3Error('ERR_FORMAT', `${path}:${line}: duplicate id ${JSON.stringify(r.id)} (first on line ${first})`);
     seen.set(r.id, line);
-    records.push(r);
+    records.push({ ...r, source: `${path}:${line}` });
   }
   if (records.length === 0) throw new SearchR3Error('ERR_FORMAT', `${path}: no training pairs (the file is empty or has only blank lines)`);
   return records;
@@ -164,6 +166,8 @@ export interface EncodedPair {
   query: Int32Array;
   positive: Int32Array;
   negatives: Int32Array[];
+  /** How many of the pair's texts were shortened to fit `maxTokens`. */
+  shortened: number;
 }
 
 /** Options of {@link encodePair}. */
@@ -173,6 +177,12 @@ export interface EncodeOptions {
    * `contextPerSequence`, so training never sees more of a text than inference can).
    */
   maxTokens?: number;
+  /**
+   * A text over `maxTokens` (the README's "Long texts" rule): `truncate` (default) shortens it
+   * and counts it in `shortened`; `error` throws ERR_CONTEXT naming the record's id and source.
+   * (`skip` is a choice about whole records: {@link fitTrainingData}.)
+   */
+  longText?: Exclude<LongTextPolicy, 'skip'>;
 }
 
 function checkTail(model: Model, ids: Int32Array, side: string): Int32Array {
@@ -250,22 +260,68 @@ export function encodeEmbedText(model: Model, template: EmbedTemplate, side: 'qu
  * const ids = encodePair(model, DEFAULT_EMBED_TEMPLATE, { id: 'a', query: 'who wrote Hamlet', positive: 'Hamlet is a play by Shakespeare.', negatives: [] });
  */
 export function encodePair(model: Model, template: EmbedTemplate, record: PairRecord, options: EncodeOptions = {}): EncodedPair {
-  checkKeys(options, ['maxTokens'], 'options');
+  checkKeys(options, ['maxTokens', 'longText'], 'options');
   const maxTokens = options.maxTokens ?? 512;
   assertInteger(maxTokens, 'options.maxTokens', 1);
+  const longText = options.longText ?? 'truncate';
+  assertOneOf(longText, 'options.longText', ['truncate', 'error'] as const);
   if (typeof record !== 'object' || record === null || !Array.isArray(record.negatives)) {
     throw new TypeError(expected('PairRecord { id, query, positive, negatives }', 'record', record));
   }
   assertString(record.query, 'record.query');
   assertString(record.positive, 'record.positive');
-  return {
-    query: encodeEmbedText(model, template, 'query', record.query, maxTokens),
-    positive: encodeEmbedText(model, template, 'document', record.positive, maxTokens),
-    negatives: record.negatives.map((n, i) => {
-      assertString(n, `record.negatives[${i}]`);
-      return encodeEmbedText(model, template, 'document', n, maxTokens);
-    }),
+  let shortened = 0;
+  const encode = (side: 'query' | 'document', text: string, field: string): Int32Array => {
+    const ids = encodeEmbedText(model, template, side, text, maxTokens);
+    // Tokenizing twice is cheap next to a training step, and keeps encodeEmbedText's contract.
+    const needed = buildEmbedPrompt(model, template, side, text).length;
+    if (needed <= maxTokens) return ids;
+    if (longText === 'error') {
+      throw new SearchR3Error('ERR_CONTEXT', `${record.source ?? 'training data'}: record "${record.id}" ${field} needs ${needed} tokens, more than the ${maxTokens} of maxTokens; shorten it, raise maxTokens (--max-tokens) or use longText truncate|skip (--long-text)`);
+    }
+    shortened++;
+    return ids;
   };
+  const query = encode('query', record.query, 'query');
+  const positive = encode('document', record.positive, 'positive');
+  const negatives = record.negatives.map((n, i) => {
+    assertString(n, `record.negatives[${i}]`);
+    return encode('document', n, `negatives[${i}]`);
+  });
+  return { query, positive, negatives, shortened };
+}
+
+/** What {@link fitTrainingData} kept, and how many texts and records the long-text rule touched. */
+export interface FittedTrainingData {
+  records: PairRecord[];
+  /** Texts shortened to `maxTokens` (policy `truncate`). */
+  shortened: number;
+  /** Records left out because a text was too long (policy `skip`). */
+  skipped: PairRecord[];
+}
+
+/**
+ * Applies the "Long texts" rule to training records before training starts, so a bad record
+ * stops the run before any step (`error`, naming its id and `FILE:LINE`), is dropped and counted
+ * (`skip`), or is counted as shortened (`truncate`, the default).
+ *
+ * @example const { records, shortened } = fitTrainingData(model, DEFAULT_EMBED_TEMPLATE, pairs, { maxTokens: 256 });
+ */
+export function fitTrainingData(model: Model, template: EmbedTemplate, records: PairRecord[], options: { maxTokens: number; longText?: LongTextPolicy }): FittedTrainingData {
+  checkKeys(options, ['maxTokens', 'longText'], 'options');
+  const policy = options.longText ?? 'truncate';
+  assertOneOf(policy, 'options.longText', ['truncate', 'error', 'skip'] as const);
+  const out: FittedTrainingData = { records: [], shortened: 0, skipped: [] };
+  for (const r of records) {
+    const e = encodePair(model, template, r, { maxTokens: options.maxTokens, longText: policy === 'error' ? 'error' : 'truncate' });
+    if (e.shortened > 0 && policy === 'skip') {
+      out.skipped.push(r);
+      continue;
+    }
+    out.shortened += e.shortened;
+    out.records.push(r);
+  }
+  return out;
 }
 
 /** Options of {@link makeRetrievalTask}; every field has a default. */

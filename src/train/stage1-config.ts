@@ -1,5 +1,5 @@
-import { DEFAULT_EMBED_TEMPLATE, type EmbedTemplate } from '../engine/templates';
-import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
+import { DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
+import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import type { PairRecord } from './data';
 import type { RetrievalSplit } from './retrieval-eval';
 import { resolveLrSchedule, type LrScheduleKind } from './schedule';
@@ -56,6 +56,11 @@ export interface Stage1Options {
   hardNegatives?: number;
   /** Longest prompt in tokens; longer texts are shortened, never the template. Default 256. */
   maxTokens?: number;
+  /**
+   * A text over maxTokens (README "Long texts"): `truncate` (default) shortens it and counts it,
+   * `error` stops before training naming the record's id and FILE:LINE, `skip` drops the record.
+   */
+  longText?: LongTextPolicy;
   /** Write adapter + state every this many steps (and at the end). Default 50. */
   checkpointEvery?: number;
   /** Score the eval split every this many steps (0 = only before and after). Default 0. */
@@ -83,7 +88,7 @@ export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | '
 
 const KEYS = [
   'model', 'train', 'out', 'eval', 'steps', 'batch', 'accumulate', 'lr', 'warmupSteps', 'schedule', 'minLrRatio', 'weightDecay',
-  'clipNorm', 'lora', 'losses', 'temperature', 'margin', 'hardNegatives', 'maxTokens', 'checkpointEvery', 'evalEvery', 'resume',
+  'clipNorm', 'lora', 'losses', 'temperature', 'margin', 'hardNegatives', 'maxTokens', 'longText', 'checkpointEvery', 'evalEvery', 'resume',
   'force', 'seed', 'threads', 'leanMemory', 'template', 'progress',
 ];
 
@@ -153,6 +158,8 @@ export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEm
   }
   const maxTokens = o.maxTokens ?? 256;
   assertInteger(maxTokens, 'maxTokens', 16, 1 << 20);
+  const longText = o.longText ?? 'truncate';
+  assertOneOf(longText, 'longText', ['truncate', 'error', 'skip'] as const);
   const checkpointEvery = o.checkpointEvery ?? 50;
   assertInteger(checkpointEvery, 'checkpointEvery', 1, 1e9);
   const evalEvery = o.evalEvery ?? 0;
@@ -172,7 +179,7 @@ export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEm
   return {
     model: o.model, train: o.train, out: o.out, eval: o.eval ?? null, steps, batch, accumulate, lr, warmupSteps, schedule, minLrRatio,
     weightDecay, clipNorm, lora: { rank, alpha: lora.alpha ?? 2 * rank, targets, seed: lora.seed ?? seed }, losses, temperature, margin,
-    hardNegatives, maxTokens, checkpointEvery, evalEvery, resume, force, seed, threads: o.threads, leanMemory,
+    hardNegatives, maxTokens, longText, checkpointEvery, evalEvery, resume, force, seed, threads: o.threads, leanMemory,
     template: o.template ?? DEFAULT_EMBED_TEMPLATE, progress,
   };
 }
@@ -187,6 +194,6 @@ export function resumeFingerprint(c: ResolvedStage1, identity: { model: string; 
     model: identity.model, data: identity.data, trainSize: identity.trainSize, template: c.template,
     batch: c.batch, accumulate: c.accumulate, lr: c.lr, warmupSteps: c.warmupSteps, schedule: c.schedule, minLrRatio: c.minLrRatio,
     weightDecay: c.weightDecay, clipNorm: c.clipNorm, lora: c.lora, losses: c.losses,
-    temperature: c.temperature, margin: c.margin, hardNegatives: c.hardNegatives, maxTokens: c.maxTokens, seed: c.seed,
+    temperature: c.temperature, margin: c.margin, hardNegatives: c.hardNegatives, maxTokens: c.maxTokens, longText: c.longText, seed: c.seed,
   };
 }

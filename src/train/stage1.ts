@@ -4,7 +4,7 @@ import { readBeirCorpus, readBeirQrels, readBeirQueries } from '../eval/beir';
 import { WeightRandom } from '../gguf/random';
 import { SearchR3Error } from '../util/errors';
 import type { TrainSequence } from './batch';
-import { encodePair, loadTrainingData, type EncodedPair, type PairRecord } from './data';
+import { encodePair, fitTrainingData, loadTrainingData, type EncodedPair, type PairRecord } from './data';
 import { evaluateRetrieval, type RetrievalScores, type RetrievalSplit } from './retrieval-eval';
 import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type RunPhase } from './run';
 import { lrAt } from './schedule';
@@ -44,6 +44,8 @@ export interface Stage1Result {
   /** Bytes the trainer held for the frozen weights and for their transposed copies (0 with leanMemory). */
   weightBytes: number;
   transposedBytes: number;
+  /** The "Long texts" rule's count: texts shortened to maxTokens, ids of records skipped. */
+  longText: { shortened: number; skipped: string[] };
 }
 
 /** Optional callbacks of {@link trainStage1}. */
@@ -79,6 +81,10 @@ export async function trainStage1(options: Stage1Options, hooks: Stage1Hooks = {
     if (tokenizer.info.embedTokenId === null) {
       throw new SearchR3Error('ERR_MODEL', `${c.model} has no ${EMBED_TOKEN_TEXT} token; add it with "search-r3 add-embed-token ${c.model} OUT.gguf"`);
     }
+    // Before the weights load, so a record refused by longText 'error' costs nothing.
+    const fitted = fitTrainingData(tokenizer, c.template, records, { maxTokens: c.maxTokens, longText: c.longText });
+    reportLongText(fitted.shortened, fitted.skipped, records.length, c);
+    if (fitted.records.length === 0) throw new SearchR3Error('ERR_CONTEXT', `every training record has a text over maxTokens ${c.maxTokens} and longText is 'skip'; raise maxTokens (--max-tokens)`);
     trainer = await LoraTrainer.open(c.model, { lora: c.lora, threads: c.threads, transposedWeights: !c.leanMemory });
     // The defaults that follow the model (the learning rate) need its width.
     c = resolveStage1(options, trainer.info);
@@ -93,7 +99,7 @@ export async function trainStage1(options: Stage1Options, hooks: Stage1Hooks = {
     const evalOpts = { maxTokens: c.maxTokens, signal: hooks.signal };
     if (split && run.start === 0) run.extra = { evalBefore: await evaluateRetrieval(trainer, tokenizer, c.template, split, evalOpts) };
 
-    const data = new BatchSource(records, c, tokenizer);
+    const data = new BatchSource(fitted.records, c, tokenizer);
     const t = trainer;
     const summary = await run.loop(async (step): Promise<Stage1StepLog> => {
       const lr = lrAt(step, { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmupSteps, schedule: c.schedule, minLrRatio: c.minLrRatio });
@@ -123,11 +129,20 @@ export async function trainStage1(options: Stage1Options, hooks: Stage1Hooks = {
       adapter: files.adapter, state: files.state, log: files.log, steps: c.steps, resumedFrom: summary.resumedFrom, finalLoss: summary.finalLoss,
       adapterRepaired: run.adapterRepaired, evalBefore: run.extra?.evalBefore, evalAfter, tokensPerSecond: summary.tokensPerSecond,
       weightBytes: trainer.info.weightBytes, transposedBytes: trainer.info.transposedBytes,
+      longText: { shortened: fitted.shortened, skipped: fitted.skipped.map((r) => r.id) },
     };
   } finally {
     trainer?.dispose();
     tokenizer.dispose();
   }
+}
+
+/** One stderr line per skipped record and one count, with the progress output (README "Long texts"). */
+function reportLongText(shortened: number, skipped: PairRecord[], total: number, c: ResolvedStage1): void {
+  if (!c.progress) return;
+  for (const r of skipped) process.stderr.write(`train: skipped record "${r.id}"${r.source ? ` (${r.source})` : ''}: a text is over maxTokens ${c.maxTokens}\n`);
+  if (skipped.length > 0) process.stderr.write(`train: ${skipped.length} of ${total} records were skipped as too long\n`);
+  if (shortened > 0) process.stderr.write(`train: ${shortened} texts of ${total} records were shortened to ${c.maxTokens} tokens\n`);
 }
 
 /** Deterministic micro-batches: micro-batch k is a pure function of (records, seed, k), so a resumed run sees the same data. */
