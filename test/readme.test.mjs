@@ -22,7 +22,7 @@ const SKIPPED = new Map([
   ['SEARCH_R3_CUDA=1 SEARCH_R3_CUDA_ARCHITECTURES=90 npm install', 'needs the CUDA toolkit'],
   ['search-r3 info MODEL [--json]', 'synopsis (placeholders and [optional] flags)'],
   ['search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]', 'synopsis'],
-  ['search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--input FILE.jsonl|-] [--json] [TEXT…]', 'synopsis'],
+  ['search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--max-tokens N] [--long-text truncate|error|skip] [--input FILE.jsonl|-] [--json] [TEXT…]', 'synopsis'],
   ['search-r3 make-model --out FILE [--preset tiny|qwen2.5-0.5b] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--force]', 'synopsis'],
   ['search-r3 add-embed-token IN OUT [--force]', 'synopsis'],
   ['search-r3 eval QRELS RUN [--json] [-m measure…] [-q]', 'synopsis'],
