@@ -2,7 +2,7 @@
 // Engine benchmark: search-r3 against llama.cpp's own tools built from the same vendored tree, on
 // the same GGUF and thread count, and against node-llama-cpp's embedding API.
 //
-//   node bench/engine-bench.js [--model FILE] [--threads N] [--llama-bin DIR] [--rounds N] [--reps N] [--skip-nlc] [--single-only] [--json FILE]
+//   node bench/engine-bench.js [--model FILE] [--threads N] [--gpu-layers N] [--llama-bin DIR] [--rounds N] [--reps N] [--skip-nlc] [--single-only] [--json FILE]
 //
 // --model      default: .bench-out/qwen2.5-0.5b-q8_0.gguf, generated with the qwen2.5-0.5b preset (Q8_0)
 // --llama-bin  a directory with llama-bench and llama-batched-bench; default: built from deps/llama.cpp
@@ -12,6 +12,8 @@
 //              default 2), alternating which goes first, because this VM's speed drifts between
 //              minutes; the table gives the median round's t/s and the median of the rounds' ratios.
 //              The batched rows take the median of 3 runs per side.
+// --gpu-layers layers offloaded to the GPU on both sides (-ngl for llama.cpp's tools; -1 = all); needs a
+//              CUDA build of ours and of the tools (SEARCH_R3_LLAMA_BENCH=ON builds them with the addon)
 // --single-only  measure only the single-sequence rows (prompt processing and generation)
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
@@ -21,13 +23,13 @@ const path = require('node:path');
 const { parseArgs } = require('node:util');
 
 const { root, log, median, randomTokens, ensureLlamaTools: ensureTools } = require('./tools.js');
-const { Model, makeModel, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE } = require(path.join(root, 'dist', 'index.js'));
+const { Model, makeModel, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, systemInfo } = require(path.join(root, 'dist', 'index.js'));
 
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string' }, threads: { type: 'string' }, 'llama-bin': { type: 'string' },
     'skip-nlc': { type: 'boolean' }, json: { type: 'string' }, reps: { type: 'string' }, rounds: { type: 'string' },
-    'single-only': { type: 'boolean' },
+    'single-only': { type: 'boolean' }, 'gpu-layers': { type: 'string' },
   },
 });
 function countArg(name, fallback) {
@@ -38,6 +40,10 @@ function countArg(name, fallback) {
 const threads = countArg('threads', os.availableParallelism());
 const reps = countArg('reps', 2);
 const rounds = countArg('rounds', 10);
+const gpuLayers = args['gpu-layers'] === undefined ? 0 : Number(args['gpu-layers']);
+if (!Number.isInteger(gpuLayers) || gpuLayers < -1) throw new Error(`--gpu-layers must be an integer >= -1, got ${JSON.stringify(args['gpu-layers'])}`);
+// llama.cpp's tools take a layer count; 999 offloads every layer as our -1 does.
+const ngl = String(gpuLayers === -1 ? 999 : gpuLayers);
 const batchedReps = 3;
 const out = path.join(root, '.bench-out');
 fs.mkdirSync(out, { recursive: true });
@@ -99,7 +105,7 @@ async function oursBatched(model, npl) {
 }
 
 function llamaBench(bin, modelPath) {
-  const json = execFileSync(path.join(bin, 'llama-bench'), ['-m', modelPath, '-p', String(PP), '-n', String(TG), '-t', String(threads), '-r', String(reps), '-o', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const json = execFileSync(path.join(bin, 'llama-bench'), ['-m', modelPath, '-p', String(PP), '-n', String(TG), '-t', String(threads), '-ngl', ngl, '-r', String(reps), '-o', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   const rows = JSON.parse(json);
   return { pp: rows.find((r) => r.n_prompt === PP && r.n_gen === 0).avg_ts, tg: rows.find((r) => r.n_gen === TG && r.n_prompt === 0).avg_ts };
 }
@@ -113,7 +119,7 @@ function llamaBatchedBench(bin, modelPath) {
     const runs = [];
     for (let r = 0; r < batchedReps; r++) {
       const txt = execFileSync(path.join(bin, 'llama-batched-bench'), ['-m', modelPath, '-c', String(n * 256), '-b', '2048', '-ub', '512',
-        '-npp', String(PP), '-ntg', String(TG), '-npl', String(n), '-t', String(threads), '--output-format', 'jsonl'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        '-npp', String(PP), '-ntg', String(TG), '-npl', String(n), '-t', String(threads), '-ngl', ngl, '--output-format', 'jsonl'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       runs.push(txt.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((x) => x.pl === n).speed_tg);
     }
     speeds[n] = median(runs);
@@ -167,9 +173,11 @@ function nlcEmbed(modelPath, prompts) {
 async function main() {
   const modelPath = await ensureModel();
   const bin = ensureLlamaTools();
-  const model = await Model.load(modelPath);
-  log(`model ${path.basename(modelPath)} (${model.info.description}), ${threads} threads, ${rounds} rounds of ${reps} reps`);
-  const results = { model: path.basename(modelPath), threads, cpu: os.cpus()[0].model, date: new Date().toISOString() };
+  const model = await Model.load(modelPath, { gpuLayers });
+  const gpu = systemInfo().devices.find((d) => d.type === 'gpu');
+  if (gpuLayers !== 0 && !gpu) throw new Error('--gpu-layers needs a CUDA build of the addon on a machine with a GPU');
+  log(`model ${path.basename(modelPath)} (${model.info.description}), ${threads} threads, gpu layers ${gpuLayers}${gpu ? ` on ${gpu.description}` : ''}, ${rounds} rounds of ${reps} reps`);
+  const results = { model: path.basename(modelPath), threads, gpuLayers, gpu: gpuLayers !== 0 ? gpu.description : null, cpu: os.cpus()[0].model, date: new Date().toISOString() };
 
   // Single sequence: rounds alternate which side goes first; each round yields its own ratio.
   results.singleRounds = [];

@@ -1,6 +1,7 @@
 // Module entry: registers the native classes and functions typed in src/native.ts.
 #include <napi.h>
 #include <llama.h>
+#include <ggml-backend.h>
 
 #include "addon_data.h"
 #include "common.h"
@@ -27,6 +28,27 @@ static Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
 #else
   o.Set("cuda", false);
 #endif
+  // Every backend device ggml registered (CPU, and each GPU in a CUDA build with a driver).
+  Napi::Array devices = Napi::Array::New(env);
+  for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+    size_t free_b = 0, total_b = 0;
+    ggml_backend_dev_memory(dev, &free_b, &total_b);
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", ggml_backend_dev_name(dev));
+    d.Set("description", ggml_backend_dev_description(dev));
+    const char * type = "other";
+    switch (ggml_backend_dev_type(dev)) {
+      case GGML_BACKEND_DEVICE_TYPE_CPU: type = "cpu"; break;
+      case GGML_BACKEND_DEVICE_TYPE_GPU: type = "gpu"; break;
+      default: break;
+    }
+    d.Set("type", type);
+    d.Set("memoryTotal", (double)total_b);
+    d.Set("memoryFree", (double)free_b);
+    devices.Set((uint32_t)devices.Length(), d);
+  }
+  o.Set("devices", devices);
   return o;
 }
 

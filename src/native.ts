@@ -7,6 +7,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SearchR3Error } from './util/errors';
 
+/** A backend device ggml registered: the CPU, and each GPU of a CUDA build that found a driver. */
+export interface NativeDevice {
+  name: string;
+  description: string;
+  type: 'cpu' | 'gpu' | 'other';
+  /** Bytes; 0 where the backend does not say. */
+  memoryTotal: number;
+  memoryFree: number;
+}
+
 export interface NativeModelMetadata {
   description: string;
   architecture: string;
@@ -154,7 +164,7 @@ export interface NativeBinding {
   loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; vocabOnly?: boolean }): Promise<NativeModel>;
   loadLora(model: NativeModel, path: string): Promise<NativeLora>;
   createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
-  systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean };
+  systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean; devices: NativeDevice[] };
   setLogLevel(level: 0 | 1 | 2 | 3 | 4): void;
   /** `targets`: LORA_MODULES names (src/train/trainer.ts holds the one list), each checked by the addon. */
   createTrainer(path: string, options: { rank: number; alpha: number; targets: string[]; seed: number; threads?: number; transposedWeights: boolean }): Promise<NativeTrainer>;
