@@ -5,7 +5,8 @@
 // synchronously.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lib, tinyModel, track } from './helpers/models.mjs';
+import { join } from 'node:path';
+import { lib, maxAbsDiff, tempDir, tinyModel, track, writeRandomLora } from './helpers/models.mjs';
 
 const { Model, Embedder, LoraTrainer, SearchR3Error } = lib;
 
@@ -76,5 +77,41 @@ test('model disposed while createSession runs: createSession rejects ERR_DISPOSE
   const making = model.createSession({ contextSize: 256, threads: 2 });
   assert.doesNotThrow(() => model.dispose());
   await assert.rejects(making, disposedError);
+  assert.equal(model.disposed, true);
+});
+
+test('an attached LoRA adapter disposed: it keeps serving its session, is freed on detach, cannot be attached again', async () => {
+  const path = await tinyModel();
+  const model = track(await Model.load(path));
+  const adapter = await model.loadLora(await writeRandomLora(path, join(tempDir(), 'dispose.lora.gguf'), { scale: 0.2 }));
+  const session = track(await model.createSession({ threads: 1 }));
+  const other = track(await model.createSession({ threads: 1 }));
+  const tokens = model.tokenize('adapters change outputs');
+  session.setLoras([{ adapter, scale: 1 }]);
+  const before = (await session.evaluate(tokens)).embeddings;
+  assert.doesNotThrow(() => adapter.dispose());
+  assert.equal(adapter.disposed, true);
+  assert.doesNotThrow(() => adapter.dispose(), 'idempotent');
+  assert.ok(maxAbsDiff((await session.evaluate(tokens)).embeddings, before) < 1e-6, 'the session still computes with it');
+  assert.throws(() => other.setLoras([{ adapter, scale: 1 }]), disposedError);
+  assert.throws(() => adapter.metadata, disposedError);
+  session.setLoras([]);
+  assert.throws(() => session.setLoras([{ adapter, scale: 1 }]), disposedError);
+  assert.ok(maxAbsDiff((await session.evaluate(tokens)).embeddings, before) > 1e-3, 'detached: back to the base model');
+});
+
+test('an adapter disposed while its session generates, then the session: no throw, no crash, the model disposes cleanly', async () => {
+  const path = await tinyModel();
+  const model = track(await Model.load(path));
+  const adapter = await model.loadLora(await writeRandomLora(path, join(tempDir(), 'dispose2.lora.gguf'), { scale: 0.2 }));
+  const session = await model.createSession({ threads: 1 });
+  session.setLoras([{ adapter, scale: 1 }]);
+  const running = session.generate('once upon a time', { maxTokens: 400 });
+  adapter.dispose();
+  session.dispose();
+  await assert.rejects(running, disposedError);
+  await session.idle();
+  await new Promise((r) => setImmediate(r));
+  assert.doesNotThrow(() => model.dispose());
   assert.equal(model.disposed, true);
 });

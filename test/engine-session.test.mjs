@@ -132,7 +132,6 @@ test('LoRA adapters attach, change outputs, re-scale and detach', async () => {
   session.setLoras([{ adapter, scale: 0.5 }]);
   const half = (await session.evaluate(tokens)).embeddings;
   assert.ok(maxAbsDiff(half, withLora) > 1e-4 && maxAbsDiff(half, base) > 1e-4);
-  assert.throws(() => adapter.dispose(), { name: 'SearchR3Error', code: 'ERR_BUSY' }, 'an attached adapter cannot be freed');
   session.setLoras([]);
   const again = (await session.evaluate(tokens)).embeddings;
   assert.ok(maxAbsDiff(base, again) < 1e-6, 'detaching restores the base model');

@@ -18,6 +18,9 @@ export class LoraAdapter {
   readonly path: string;
   readonly model: Model;
   #onDispose: (() => void)[] = [];
+  /** Sessions this adapter is attached to (Session.setLoras keeps it current). */
+  readonly #holders = new Set<object>();
+  #disposing = false;
 
   private constructor(native: NativeLora, model: Model, path: string) {
     this.#native = native;
@@ -35,8 +38,28 @@ export class LoraAdapter {
 
   /** @internal */
   get native(): NativeLora {
-    if (!this.#native) throw new SearchR3Error('ERR_DISPOSED', 'the LoRA adapter was disposed');
+    if (!this.#native || this.#disposing) throw new SearchR3Error('ERR_DISPOSED', 'the LoRA adapter was disposed');
     return this.#native;
+  }
+
+  /** True once `dispose()` was called (its memory may still serve sessions it is attached to). */
+  get disposed(): boolean {
+    return this.#disposing || !this.#native;
+  }
+
+  /** @internal `session` now computes with this adapter. */
+  heldBy(session: object): void {
+    this.#holders.add(session);
+  }
+
+  /**
+   * @internal `session` no longer uses this adapter once `freed` resolves (at once after a
+   * `setLoras`; after its last operation for a disposed session, whose context still holds it).
+   */
+  releasedBy(session: object, freed: Promise<void> = Promise.resolve()): void {
+    if (!this.#holders.delete(session) || !this.#disposing || this.#holders.size > 0) return;
+    // Nobody awaits this; a failure must not become an unhandled rejection.
+    void freed.then(() => this.#free()).catch(() => undefined);
   }
 
   /** The adapter's GGUF metadata (scalar values as strings). */
@@ -49,12 +72,24 @@ export class LoraAdapter {
     this.#onDispose.push(fn);
   }
 
-  /** Frees the adapter; it must be detached from every session first. Idempotent. */
+  /**
+   * Frees the adapter. Never throws and is idempotent. An adapter still attached to sessions keeps
+   * serving them unchanged and is freed when the last one detaches it (`setLoras` without it) or is
+   * disposed; from the call on, attaching it again or reading its metadata is an ERR_DISPOSED error.
+   */
   dispose(): void {
-    if (!this.#native) return;
+    this.#disposing = true;
+    if (this.#holders.size === 0) this.#free();
+  }
+
+  #free(): void {
     const native = this.#native;
-    callNativeSync(() => native.dispose());
+    if (!native || this.#holders.size > 0) return;
     this.#native = null;
-    for (const fn of this.#onDispose.splice(0)) fn();
+    try {
+      callNativeSync(() => native.dispose());
+    } finally {
+      for (const fn of this.#onDispose.splice(0)) fn();
+    }
   }
 }

@@ -207,7 +207,10 @@ export class Session implements AsyncDisposable {
       if (l.adapter.model !== this.model) throw new SearchR3Error('ERR_MODEL', `loras[${i}] was loaded for another model`);
     }
     callNativeSync(() => this.native.setLoras(loras.map((l) => l.adapter.native), loras.map((l) => l.scale)));
+    const before = this.#loras;
     this.#loras = loras.map((l) => ({ ...l }));
+    for (const l of this.#loras) l.adapter.heldBy(this);
+    for (const l of before) if (!loras.some((n) => n.adapter === l.adapter)) l.adapter.releasedBy(this);
   }
 
   #withSignal<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
@@ -244,6 +247,9 @@ export class Session implements AsyncDisposable {
     this.#ops.dispose();
     this.#native.dispose();
     this.#native = null;
+    // The native context holds its adapters until its last operation has stopped.
+    const freed = this.#ops.idle();
+    for (const l of this.#loras) l.adapter.releasedBy(this, freed);
     this.#loras = [];
     for (const fn of this.#onDispose.splice(0)) fn();
   }
