@@ -6,6 +6,8 @@
 //   SEARCH_R3_JOBS=N                  parallel compile jobs (default: number of CPUs)
 //   SEARCH_R3_BUILD_TYPE=Debug        build type (default Release)
 //   SEARCH_R3_OPENMP=0                ggml's own thread pool instead of OpenMP (default: OpenMP, as llama.cpp)
+//   SEARCH_R3_LLAMA_BENCH=1           also build llama-bench and llama-batched-bench from the same ggml build
+//                                     (into build/llama-bench and build/batched-bench), for bench/engine-bench.js --llama-bin
 'use strict';
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
@@ -20,6 +22,7 @@ const args = [require.resolve('cmake-js/bin/cmake-js'), 'compile', '--parallel',
 const defs = {};
 if (env.LLAMA_CPP_DIR) defs.LLAMA_CPP_DIR = path.resolve(env.LLAMA_CPP_DIR);
 if (truthy(env.SEARCH_R3_CUDA)) defs.SEARCH_R3_CUDA = 'ON';
+if (truthy(env.SEARCH_R3_LLAMA_BENCH)) defs.SEARCH_R3_LLAMA_BENCH = 'ON';
 if (env.SEARCH_R3_OPENMP !== undefined && !truthy(env.SEARCH_R3_OPENMP)) defs.SEARCH_R3_OPENMP = 'OFF';
 if (env.SEARCH_R3_CUDA_ARCHITECTURES) defs.CMAKE_CUDA_ARCHITECTURES = env.SEARCH_R3_CUDA_ARCHITECTURES;
 if (env.SEARCH_R3_BUILD_TYPE === 'Debug') args.push('--debug');
