@@ -189,7 +189,10 @@ export class CorpusEnvironment {
    */
   async refresh(step: number, touched: Iterable<string>, signal?: AbortSignal): Promise<RefreshStats> {
     assertInteger(step, 'step', this.#step);
-    if (touched === null || typeof (touched as Iterable<string>)?.[Symbol.iterator] !== 'function') throw new TypeError(expected('iterable of doc ids', 'touched', touched));
+    // A string is iterable too, but as characters: almost surely one id passed without brackets.
+    if (typeof touched === 'string' || typeof (touched as Iterable<string> | null)?.[Symbol.iterator] !== 'function') {
+      throw new TypeError(expected('iterable of doc ids (an array or Set, not a string)', 'touched', touched));
+    }
     const started = performance.now();
     const picked = this.#select(step, touched);
     checkAborted(signal, 'the corpus refresh');
