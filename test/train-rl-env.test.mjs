@@ -149,7 +149,7 @@ test('searchFresh ranks a full re-encode with the current adapter and leaves the
 
 test('save and load round-trip rows and versions, and a resumed run refreshes exactly as an uninterrupted one', async () => {
   const dir = join(tempDir(), 'rl-env-ckpt');
-  const a = await makeEnv('budget=0.2');
+  const a = await makeEnv('budget=0.2', { threads: 1 });
   for (const step of [1, 2]) {
     a.fake.adapter = step;
     await a.env.refresh(step, [`d0${step + 4}`]);
@@ -182,6 +182,7 @@ test('bad corpora, ids, steps, encoders and aborts give clear errors and leave t
   await assert.rejects(CorpusEnvironment.create({ ...o, docs: [...docs, { id: 'd04', text: 'again' }] }), { code: 'ERR_FORMAT', message: 'The corpus has document id "d04" twice (docs[4] and docs[12]); ids must be distinct' });
   await assert.rejects(CorpusEnvironment.create({ ...o, docs: [{ id: '', text: 'x' }] }), { name: 'TypeError', message: /docs\[0\]\.id/ });
   await assert.rejects(CorpusEnvironment.create({ ...o, polcy: 1 }), { name: 'TypeError', message: /did you mean "policy"/ });
+  await assert.rejects(CorpusEnvironment.create({ ...o, threads: -1 }), { name: 'RangeError', message: /for threads but received -1/ });
   await assert.rejects(CorpusEnvironment.create({ ...o, policy: { kind: 'budget', fraction: 0 } }), { name: 'RangeError', message: /policy\.fraction/ });
   await assert.rejects(CorpusEnvironment.create({ ...o, encode: async (t) => t.slice(1).map(() => new Float32Array(DIM)) }), { name: 'TypeError', message: /array of 12 vectors/ });
   await assert.rejects(CorpusEnvironment.create({ ...o, encode: async (t) => t.map(() => new Float32Array(3)) }), { name: 'TypeError', message: /Float32Array of length 8 for encode\(texts\)\[0\]/ });

@@ -196,7 +196,7 @@ export function computeRewards(terms: readonly RewardTerm[], rollouts: readonly 
  * deviation (divisor G − 1, as `torch.std` in TRL's GRPO trainer). A group whose rewards are all
  * equal carries no signal: its advantages are exactly 0 and it is counted in `zeroVarianceGroups`
  * (as is every group when `groupSize` is 1).
- * @example groupAdvantages([1, 0, 0.5, 0.5], 2) // advantages ≈ [0.7071, -0.7071, 0, 0], zeroVarianceGroups 1
+ * @example groupAdvantages([1, 0, 0.5, 0.5], 2) // advantages ≈ [0.7070, -0.7070, 0, 0] (ε = 1e-4), zeroVarianceGroups 1
  */
 export function groupAdvantages(rewards: ArrayLike<number>, groupSize: number, eps: number = REWARD_DEFAULTS.eps): { advantages: Float32Array; zeroVarianceGroups: number } {
   const n = checkNumbers(rewards, 'rewards');

@@ -54,9 +54,11 @@ export interface CorpusEnvironmentOptions {
   fullRefreshEvery?: number;
   /** Called after each encoded chunk while `create` encodes the corpus. */
   onProgress?: (done: number, total: number) => void;
+  /** Threads a store search uses; 0 = all hardware threads (default 0, as {@link VectorStore}). */
+  threads?: number;
 }
 
-const OPTION_KEYS = ['docs', 'dim', 'encode', 'policy', 'fullRefreshEvery', 'onProgress'] as const;
+const OPTION_KEYS = ['docs', 'dim', 'encode', 'policy', 'fullRefreshEvery', 'onProgress', 'threads'] as const;
 // Texts per encode call: large enough to keep an Embedder's sequences busy, small enough that
 // progress moves and an abort lands between chunks.
 const ENCODE_CHUNK = 256;
@@ -126,6 +128,7 @@ export class CorpusEnvironment {
   readonly #encode: EncodeDocuments;
   readonly #policy: RefreshPolicy;
   readonly #fullEvery: number;
+  readonly #threads: number | undefined;
   #step: number;
 
   private constructor(o: CorpusEnvironmentOptions, index: Map<string, number>, store: VectorStore) {
@@ -135,6 +138,7 @@ export class CorpusEnvironment {
     this.#encode = o.encode;
     this.#policy = { ...o.policy };
     this.#fullEvery = o.fullRefreshEvery ?? 0;
+    this.#threads = o.threads;
     let newest = 0;
     for (const b of store.stalenessHistogram(0)) newest = Math.max(newest, b.version);
     this.#step = newest;
@@ -143,7 +147,7 @@ export class CorpusEnvironment {
   /** Encodes every document at version 0 (reporting progress) and returns the environment. */
   static async create(o: CorpusEnvironmentOptions): Promise<CorpusEnvironment> {
     const index = checkOptions(o);
-    const store = new VectorStore({ dim: o.dim, capacity: o.docs.length });
+    const store = new VectorStore({ dim: o.dim, capacity: o.docs.length, threads: o.threads });
     const vectors = await encodeAll(o.encode, o.dim, o.docs.map((d) => d.text), undefined, o.onProgress);
     o.docs.forEach((d, i) => store.add(d.id, vectors[i]!, 0));
     return new CorpusEnvironment(o, index, store);
@@ -242,7 +246,7 @@ export class CorpusEnvironment {
    */
   async searchFresh(queries: readonly Float32Array[], k: number, signal?: AbortSignal): Promise<string[][]> {
     checkAborted(signal, 'the full re-encode');
-    const scratch = new VectorStore({ dim: this.#store.dim, capacity: this.size });
+    const scratch = new VectorStore({ dim: this.#store.dim, capacity: this.size, threads: this.#threads });
     const vectors = await encodeAll(this.#encode, this.#store.dim, this.#docs.map((d) => d.text), signal);
     this.#docs.forEach((d, i) => scratch.add(d.id, vectors[i]!, this.#step));
     return (await scratch.searchBatch(queries, k)).map((hits) => hits.map((h) => h.id));
@@ -261,7 +265,7 @@ export class CorpusEnvironment {
   static async load(dir: string, o: CorpusEnvironmentOptions): Promise<CorpusEnvironment> {
     assertString(dir, 'dir', { nonEmpty: true });
     const index = checkOptions(o);
-    const store = await VectorStore.load(dir);
+    const store = await VectorStore.load(dir, { threads: o.threads });
     if (store.dim !== o.dim) throw new SearchR3Error('ERR_FORMAT', `Corpus checkpoint ${dir} holds vectors of dimension ${store.dim}, but dim is ${o.dim}`);
     const missing = o.docs.find((d) => !store.has(d.id));
     const extra = missing ? undefined : store.ids().find((id) => !index.has(id));
