@@ -48,4 +48,13 @@ export {
   writeLoraAdapter, readLoraAdapter, writeTrainState, readTrainState,
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
+export {
+  REWARD_FUNCTIONS, REWARD_DEFAULTS, parseRewardSpec, computeRewards, groupAdvantages, rewardAgreement,
+  dcgReward, mrrReward, recallReward, formatReward,
+  type Relevance, type ScoredRollout, type RewardFunction, type RewardTerm,
+} from './train/rewards';
+export {
+  CorpusEnvironment, parseRefresh,
+  type CorpusDoc, type EncodeDocuments, type RefreshPolicy, type RefreshStats, type CorpusEnvironmentOptions,
+} from './train/rl-env';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
