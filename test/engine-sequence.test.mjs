@@ -231,3 +231,23 @@ test('misuse is a clear error: disposed, empty, too long, no free slot, busy', a
   a.dispose(); // never throws
   assert.ok(a.disposed);
 });
+
+test('a step that fails leaves every sequence as it was (shared memory full)', async () => {
+  // One KV buffer of 256 cells for all sequences: the per-sequence check passes, the decode cannot.
+  const { session } = await setup({ sequences: 3, contextSize: 256, batchSize: 64, kvUnified: true });
+  const a = session.openSequence();
+  const b = session.openSequence();
+  await a.append(Int32Array.from({ length: 200 }, (_, i) => 100 + i));
+  await b.append(Int32Array.from({ length: 40 }, (_, i) => 500 + i));
+  const [c] = b.fork(1);
+  const cached = session.info.cachedTokens;
+  const tokens = b.tokens;
+  await assert.rejects(b.append(new Int32Array(30).fill(9)), rejectsWith('ERR_CONTEXT', /memory has no room/));
+  assert.deepEqual(b.tokens, tokens);
+  assert.equal(session.info.cachedTokens, cached);
+  // b still continues exactly as its untouched fork does.
+  const gb = await b.generate({ maxTokens: 3, logprobs: true });
+  const gc = await c.generate({ maxTokens: 3, logprobs: true });
+  assert.deepEqual(gb.tokens, gc.tokens);
+  assert.deepEqual(gb.logprobs, gc.logprobs);
+});
