@@ -9,6 +9,9 @@ export {
 } from './engine/session';
 export { LoraAdapter } from './engine/lora';
 export {
+  Sequence, type SequenceGenerateOptions, type SequenceInput, type SequenceStep, type SequenceGeneration, type SequenceStepResult,
+} from './engine/sequence';
+export {
   Embedder, type EmbedMode, type EmbedFinish, type EmbedResult, type EmbedderOptions, type EmbedCallOptions,
 } from './engine/embedder';
 export { buildEmbedPrompt, fitEmbedPrompt, DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './engine/templates';
