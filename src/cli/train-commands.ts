@@ -3,6 +3,8 @@ import { trainStage1 } from '../train/stage1';
 import { resolveStage1, STAGE1_LR_RULE, type Stage1LossWeights } from '../train/stage1-config';
 import { LR_SCHEDULE_KINDS } from '../train/schedule';
 import { intFlag, numFlag, oneOfFlag, UsageError } from './args';
+import { EMBED_TEMPLATE_NAMES } from '../engine/templates';
+import { templateFlag } from './engine-commands';
 import { defineCommand } from './flags';
 
 type Out = NodeJS.WritableStream;
@@ -34,6 +36,7 @@ export const TRAIN_SFT = defineCommand({
     temperature: str('T', D.temperature, 'InfoNCE temperature'),
     margin: str('M', D.margin, 'triplet margin'),
     'hard-negatives': str('N', D.hardNegatives, 'hard negatives per pair from the data'),
+    template: templateFlag,
     'max-tokens': str('N', D.maxTokens, 'longest prompt in tokens'),
     'long-text': str('truncate|error|skip', D.longText, 'a text over --max-tokens: shorten it (counted), stop naming FILE:LINE, or leave the record out'),
     'checkpoint-every': str('N', D.checkpointEvery, 'write adapter and state every N steps'),
@@ -103,6 +106,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     temperature: numFlag(values.temperature, 'temperature', 1e-4, 100),
     margin: numFlag(values.margin, 'margin', 0, 2),
     hardNegatives: intFlag(values['hard-negatives'], 'hard-negatives', 0, 64),
+    template: oneOfFlag(values.template, 'template', EMBED_TEMPLATE_NAMES),
     maxTokens: intFlag(values['max-tokens'], 'max-tokens', 16),
     longText: oneOfFlag(values['long-text'], 'long-text', ['truncate', 'error', 'skip'] as const),
     checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),

@@ -1,4 +1,4 @@
-import { DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
+import { resolveEmbedTemplate, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import type { PairRecord } from './data';
 import type { RetrievalSplit } from './retrieval-eval';
@@ -74,12 +74,18 @@ export interface Stage1Options {
   threads?: number;
   /** Skip the trainer's transposed weight copies: one copy of the model's matrices less in memory, slower steps (LoraTrainerOptions.transposedWeights). Default false. */
   leanMemory?: boolean;
-  template?: EmbedTemplate;
+  /**
+   * Prompt wording, as the Embedder takes it: a name of EMBED_TEMPLATES (`default`, `search-r3.0`)
+   * or fields over the default template's. Train with the template you will embed with; it is part
+   * of the resume fingerprint (resolved to its texts). Default `default`.
+   */
+  template?: string | Partial<EmbedTemplate>;
   /** Show a progress bar on stderr. Default true. */
   progress?: boolean;
 }
 
-export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | 'lora' | 'losses'>> & {
+export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | 'lora' | 'losses' | 'template'>> & {
+  template: EmbedTemplate;
   eval: Stage1Options['eval'] | null;
   threads: number | undefined;
   lora: { rank: number; alpha: number; targets: LoraModule[]; seed: number };
@@ -176,11 +182,12 @@ export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEm
   assertBoolean(progress, 'progress');
   const leanMemory = o.leanMemory ?? false;
   assertBoolean(leanMemory, 'leanMemory');
+  const template = resolveEmbedTemplate(o.template);
   return {
     model: o.model, train: o.train, out: o.out, eval: o.eval ?? null, steps, batch, accumulate, lr, warmupSteps, schedule, minLrRatio,
     weightDecay, clipNorm, lora: { rank, alpha: lora.alpha ?? 2 * rank, targets, seed: lora.seed ?? seed }, losses, temperature, margin,
     hardNegatives, maxTokens, longText, checkpointEvery, evalEvery, resume, force, seed, threads: o.threads, leanMemory,
-    template: o.template ?? DEFAULT_EMBED_TEMPLATE, progress,
+    template, progress,
   };
 }
 
