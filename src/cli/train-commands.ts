@@ -32,7 +32,7 @@ export const TRAIN_SFT = defineCommand({
     'lora-rank': str('R', D.lora.rank, 'LoRA rank'),
     'lora-alpha': str('A', `${D.lora.alpha / D.lora.rank} × --lora-rank`, 'LoRA scale numerator'),
     'lora-targets': str(LORA_MODULES[0] + ',…', `all of ${LORA_MODULES.join(',')}`, 'adapted projections'),
-    'loss-weights': str('NAME=W,…', Object.entries(D.losses).map(([k, v]) => `${k}=${v}`).join(','), 'loss weights, NAME one of sft, kl, infonce, triplet'),
+    'loss-weights': str('NAME=W,…', Object.entries(D.losses).map(([k, v]) => `${k}=${v}`).join(','), 'loss weights, NAME one of sft, kl, infonce, triplet, reasoning (SFT on traces)'),
     temperature: str('T', D.temperature, 'InfoNCE temperature'),
     margin: str('M', D.margin, 'triplet margin'),
     'hard-negatives': str('N', D.hardNegatives, 'hard negatives per pair from the data'),
@@ -66,8 +66,8 @@ function lossWeights(value: unknown): Stage1LossWeights | undefined {
   if (value === undefined) return undefined;
   const weights: Record<string, number> = {};
   for (const item of String(value).split(',')) {
-    const m = /^(sft|kl|infonce|triplet)=([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/.exec(item.trim());
-    if (!m) throw new UsageError(`Expected NAME=WEIGHT pairs (NAME one of sft, kl, infonce, triplet) for --loss-weights but received ${JSON.stringify(item)}`);
+    const m = /^(sft|kl|infonce|triplet|reasoning)=([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/.exec(item.trim());
+    if (!m) throw new UsageError(`Expected NAME=WEIGHT pairs (NAME one of sft, kl, infonce, triplet, reasoning) for --loss-weights but received ${JSON.stringify(item)}`);
     weights[m[1]!] = Number(m[2]);
   }
   return weights;

@@ -15,6 +15,14 @@ export interface Stage1LossWeights {
   infonce?: number;
   /** Triplet margin on cosine distance against the hardest given negative. Default 0.5. */
   triplet?: number;
+  /**
+   * SFT on reasoning traces (records with `reasoning`: the trace and the `<|embed_token|>` after it),
+   * so `reason` mode learns to write a trace and end it with the token. Default 1. While `sft` is 0
+   * (the default) it is the weight of SFT on the traces alone; when `sft` > 0 one SFT term covers the
+   * direct turns and the traces at weight `sft`, and `reasoning` 0 leaves the traces out of it
+   * (the rule: `targetRule` in stage1-batch.ts).
+   */
+  reasoning?: number;
 }
 
 /**
@@ -147,8 +155,8 @@ export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEm
   const rank = lora.rank ?? 8;
   assertInteger(rank, 'lora.rank', 1, 4096);
   const targets = [...(lora.targets ?? LORA_MODULES)];
-  const losses = { sft: 0, kl: 0, infonce: 1, triplet: 0.5, ...(o.losses ?? {}) };
-  checkKeys(losses, ['sft', 'kl', 'infonce', 'triplet'], 'losses');
+  const losses = { sft: 0, kl: 0, infonce: 1, triplet: 0.5, reasoning: 1, ...(o.losses ?? {}) };
+  checkKeys(losses, ['sft', 'kl', 'infonce', 'triplet', 'reasoning'], 'losses');
   for (const [k, v] of Object.entries(losses)) assertNumber(v, `losses.${k}`, 0, 1e6);
   if (losses.infonce === 0 && losses.triplet === 0) {
     throw new RangeError('losses: infonce and triplet are both 0, so nothing trains the embedding; give one of them a positive weight');
