@@ -3,12 +3,12 @@
 // token. Records without a trace keep the direct form.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
 import { stage1MicroBatch, targetRule } from '../dist/train/stage1-batch.js';
 
-const { Model, Embedder, VectorStore, evaluate, trainStage1, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, encodePair, fitTrainingData, readPairsJsonl, resolveStage1, makeRetrievalTask, makeSyntheticDataset } = lib;
+const { Model, Embedder, VectorStore, evaluate, trainStage1, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, encodePair, fitTrainingData, readPairsJsonl, resolveStage1, makeRetrievalTask, makeSyntheticDataset, writeSyntheticDataset, loadTrainingData } = lib;
 const T = DEFAULT_EMBED_TEMPLATE;
 const record = { id: 'r1', query: 'Which doctor was raised in Ansilmere?', positive: 'Zelmi Kako works as a physician and grew up in Ansilmere.', negatives: ['Orpen Kawen built the first giant boat in 1801.'] };
 const traced = { ...record, id: 'r2', reasoning: 'a physician who grew up in Ansilmere' };
@@ -106,7 +106,7 @@ test('long traces follow the Long texts rule: cut to maxTokens (counted), or an 
   assert.equal(skipped.records.length, 1);
 });
 
-test('the synthetic generator writes traces for its training queries only', () => {
+test('the synthetic generator writes traces for its training queries only', async () => {
   const ds = makeSyntheticDataset({ seed: 4, docs: 80, queries: 40 });
   const byId = new Map(ds.corpus.map((d) => [d.id, d]));
   for (const q of ds.queries) {
@@ -120,6 +120,20 @@ test('the synthetic generator writes traces for its training queries only', () =
   const task = makeRetrievalTask({ seed: 4, traces: true });
   assert.ok(task.train.every((r) => typeof r.reasoning === 'string'));
   assert.ok(makeRetrievalTask({ seed: 4 }).train.every((r) => r.reasoning === undefined));
+
+  // Written as BEIR, the traces travel as queries' metadata.reasoning and come back as training records' traces.
+  const dir = join(tempDir(), 'synthetic-traces');
+  await writeSyntheticDataset(dir, ds);
+  const pairs = await loadTrainingData(dir);
+  const textOf = new Map(ds.queries.map((q) => [q.text, q.reasoning]));
+  assert.ok(pairs.length > 0);
+  for (const p of pairs) assert.equal(p.reasoning, textOf.get(p.query), p.id);
+  const queries = join(dir, 'queries.jsonl');
+  const lines = readFileSync(queries, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const first = lines.findIndex((q) => q.metadata.reasoning !== undefined);
+  lines[first].metadata.reasoning = 3;
+  writeFileSync(queries, lines.map((l) => JSON.stringify(l)).join('\n'));
+  await assert.rejects(loadTrainingData(dir), { code: 'ERR_FORMAT', message: `${queries}: query "${lines[first]._id}": expected non-empty string for metadata.reasoning but received 3 of type number` });
 });
 
 // `reason`-mode held-out nDCG@10: the model writes its own analysis (greedy, at most 16 tokens,

@@ -21,8 +21,9 @@ export interface PairRecord {
   negatives: string[];
   /**
    * A reasoning trace for the query (README, Training, "Reasoning traces"): when present, the query
-   * side is the `reason` prompt followed by this text and `<|embed_token|>`, the trace and the token
-   * are SFT targets, and the embedding is read at that token, as `reason` mode embeds.
+   * also trains in the paper's form, the `reason` prompt followed by this text and `<|embed_token|>`;
+   * the trace and the token are SFT targets, and the embedding is read at that token, as `reason`
+   * mode embeds.
    */
   reasoning?: string;
   /** Where the record was read (`FILE:LINE` for JSONL), so messages about it can point there. */
@@ -108,7 +109,9 @@ export interface BeirPairsOptions {
 /**
  * Reads training pairs from a BEIR dataset directory (`corpus.jsonl`, `queries.jsonl`,
  * `qrels/<split>.tsv`): one record per judged (query, document) with score > 0, whose negatives
- * are the documents judged 0 (or below) for that query. Documents are embedded as
+ * are the documents judged 0 (or below) for that query; a query's `metadata.reasoning` (which
+ * `writeSyntheticDataset` writes for training queries) becomes its records' `reasoning` trace.
+ * Documents are embedded as
  * `title + "\n" + text` when they have a title, else `text` alone. Only judged documents are kept
  * in memory while the corpus streams past. Queries without a relevant document give no record.
  * A missing split is `ERR_FILE` naming the path; a judged query or document missing from its file
@@ -130,7 +133,15 @@ export async function readBeirPairs(dir: string, options: BeirPairsOptions = {})
   const wanted = new Set<string>();
   for (const judged of qrels.values()) for (const id of judged.keys()) wanted.add(id);
   const queries = new Map<string, string>();
-  for await (const q of readBeirQueries(dir)) if (qrels.has(q.id)) queries.set(q.id, q.text);
+  const traces = new Map<string, string>();
+  for await (const q of readBeirQueries(dir)) {
+    if (!qrels.has(q.id)) continue;
+    queries.set(q.id, q.text);
+    const reasoning = q.metadata?.reasoning;
+    if (reasoning === undefined) continue;
+    if (!isText(reasoning)) throw new SearchR3Error('ERR_FORMAT', `${join(dir, 'queries.jsonl')}: query "${q.id}": ${lowerFirst(expected('non-empty string', 'metadata.reasoning', reasoning))}`);
+    traces.set(q.id, reasoning);
+  }
   const docs = new Map<string, string>();
   for await (const d of readBeirCorpus(dir)) if (wanted.has(d.id)) docs.set(d.id, documentText(d));
 
@@ -145,7 +156,11 @@ export async function readBeirPairs(dir: string, options: BeirPairsOptions = {})
     };
     const negatives = [...judged].filter(([, score]) => score <= 0).map(([id]) => text(id));
     for (const [docId, score] of judged) {
-      if (score > 0) records.push({ id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives] });
+      if (score <= 0) continue;
+      const record: PairRecord = { id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives] };
+      const reasoning = traces.get(qid);
+      if (reasoning !== undefined) record.reasoning = reasoning;
+      records.push(record);
     }
   }
   if (records.length === 0) throw new SearchR3Error('ERR_FORMAT', `${qrelsFile}: no query has a relevant document (score > 0)`);
