@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
+import { lib, root, tempDir, tinyModel, track } from './helpers/models.mjs';
 import { stage1MicroBatch, targetRule } from '../dist/train/stage1-batch.js';
 
 const { Model, Embedder, VectorStore, evaluate, trainStage1, buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, encodePair, fitTrainingData, readPairsJsonl, resolveStage1, makeRetrievalTask, makeSyntheticDataset, writeSyntheticDataset, loadTrainingData } = lib;
@@ -166,4 +166,24 @@ test('trainStage1 with reasoning traces: held-out reason-mode nDCG@10 beats the 
   console.log(`reason-mode held-out nDCG@10 after 150 steps: with traces ${scores.traces.ndcg10.toFixed(4)} (${scores.traces.selfEmbedded}/30 queries ended by the model's own <|embed_token|>), without ${scores.plain.ndcg10.toFixed(4)} (${scores.plain.selfEmbedded}/30)`);
   assert.ok(scores.traces.ndcg10 > scores.plain.ndcg10 + 0.02, `reason-mode nDCG@10 with traces ${scores.traces.ndcg10}, without ${scores.plain.ndcg10}`);
   assert.ok(scores.traces.selfEmbedded > scores.plain.selfEmbedded, 'the traced run learned to end its reasoning with <|embed_token|>');
+});
+
+test('search-r3 train sft: traced JSONL records train with SFT on the traces at --loss-weights reasoning=W', async () => {
+  const { execFile } = await import('node:child_process');
+  const run = (args) => new Promise((resolve) => execFile(process.execPath, [join(root, 'bin', 'search-r3.js'), ...args], (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr })));
+  const dir = tempDir();
+  const file = join(dir, 'traced.jsonl');
+  writeFileSync(file, makeRetrievalTask({ seed: 3, traces: true }).train.slice(0, 8).map((r) => JSON.stringify({ query: r.query, positive: r.positive, reasoning: r.reasoning })).join('\n'));
+  const common = ['train', 'sft', '--model', await tinyModel(), '--train', file, '--steps', '2', '--batch', '4', '--threads', '2', '--json'];
+  const r = await run([...common, '--out', join(dir, 'traced-cli.gguf'), '--loss-weights', 'infonce=1,reasoning=0.5']);
+  assert.equal(r.code, 0, r.stderr);
+  const steps = r.stdout.trim().split('\n').slice(0, -1).map((l) => JSON.parse(l));
+  assert.equal(steps.length, 2);
+  for (const s of steps) assert.ok(s.parts.sft > 1, `step ${s.step}: SFT on the traces ${s.parts.sft}`);
+  const off = await run([...common, '--out', join(dir, 'traced-off.gguf'), '--loss-weights', 'infonce=1,reasoning=0']);
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal(JSON.parse(off.stdout.split('\n')[0]).parts.sft, undefined);
+  const bad = await run([...common, '--out', join(dir, 'x.gguf'), '--loss-weights', 'reason=1']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /NAME one of sft, kl, infonce, triplet, reasoning/);
 });

@@ -73,7 +73,8 @@ const TEMPLATE_FIELDS = ['querySystem', 'documentSystem', 'reasonSystem', 'direc
 /**
  * One template from what a user passes: a name of {@link EMBED_TEMPLATES}, an object whose fields
  * override the default template's, or nothing (the default). An unknown name is a RangeError
- * listing the names; an unknown field or a field that is not a string is a TypeError.
+ * listing the names; an unknown field or a field that is not a string is a TypeError. `name` is
+ * what messages call the argument (default `template`).
  *
  * @example resolveEmbedTemplate('search-r3.0').reasonSystem.endsWith('<|embed_token|>.') // true
  * @example resolveEmbedTemplate({ querySystem: 'Find passages for this question.' }).documentSystem // the default's
