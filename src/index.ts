@@ -14,7 +14,7 @@ export {
 export {
   Embedder, type EmbedMode, type EmbedFinish, type EmbedResult, type EmbedderOptions, type EmbedCallOptions,
 } from './engine/embedder';
-export { buildEmbedPrompt, fitEmbedPrompt, DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './engine/templates';
+export { buildEmbedPrompt, fitEmbedPrompt, DEFAULT_EMBED_TEMPLATE, SEARCH_R3_0_TEMPLATE, EMBED_TEMPLATES, EMBED_TEMPLATE_NAMES, resolveEmbedTemplate, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './engine/templates';
 export { systemInfo, setLogLevel } from './engine/system';
 export {
   readGguf, validateGguf, writeGguf, makeModel, planModel, addEmbedToken, ggufInfo, MODEL_PRESETS, MODEL_PRESET_NAMES,

@@ -66,7 +66,7 @@ test('train sft --help shows the defaults stage 1 resolves, and those that follo
     assert.match(text, new RegExp(`--${flag} .*\\(default ${value}\\)`));
   }
   assert.match(text, /--lr X .*\(default 0\.4\/n_embd clamped to \[0\.0001, 0\.004\], from the model\)/);
-  assert.match(text, /--loss-weights .*\(default sft=0,kl=0,infonce=1,triplet=0\.5\)/);
+  assert.match(text, /--loss-weights .*\(default sft=0,kl=0,infonce=1,triplet=0\.5,reasoning=1\)/);
   const train = cli('search-r3.js', ['train', '--help']);
   assert.equal(train.status, 0);
   assert.ok(train.stdout.includes(text));

@@ -105,7 +105,11 @@ test('writeSyntheticDataset: BEIR layout that reads back and scores 1.0 for an o
   assert.deepEqual(corpus, ds.corpus);
   const queries = [];
   for await (const q of readBeirQueries(dir)) queries.push(q);
-  assert.deepEqual(queries[0].metadata, { kind: ds.queries[0].kind, split: ds.queries[0].split, answer: ds.queries[0].answer, target: ds.queries[0].target, bridges: ds.queries[0].bridges });
+  queries.forEach((q, i) => {
+    const { kind, split, answer, target, bridges, reasoning } = ds.queries[i];
+    // Training queries carry their reasoning trace; the others have none.
+    assert.deepEqual(q.metadata, { kind, split, answer, target, bridges, ...(split === 'train' ? { reasoning } : {}) });
+  });
   const { qrels } = await readBeirQrels(dir, 'test');
   assert.deepEqual(qrels, ds.qrels.test);
   const oracle = { runid: 'oracle', queries: new Map() };

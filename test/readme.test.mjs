@@ -22,12 +22,12 @@ const SKIPPED = new Map([
   ['SEARCH_R3_CUDA=1 SEARCH_R3_CUDA_ARCHITECTURES=90 npm install', 'needs the CUDA toolkit'],
   ['search-r3 info MODEL [--json]', 'synopsis (placeholders and [optional] flags)'],
   ['search-r3 generate MODEL --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--lora FILE] [--threads N] [--json]', 'synopsis'],
-  ['search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--sequences N] [--threads N] [--max-tokens N] [--long-text truncate|error|skip] [--input FILE.jsonl|-] [--json] [TEXT…]', 'synopsis'],
+  ['search-r3 embed MODEL [--mode direct|reason] [--max-reasoning-tokens N] [--lora FILE] [--document] [--template default|search-r3.0] [--sequences N] [--threads N] [--max-tokens N] [--long-text truncate|error|skip] [--input FILE.jsonl|-] [--json] [TEXT…]', 'synopsis'],
   ['search-r3 make-model --out FILE [--preset tiny|qwen2.5-0.5b] [--arch qwen2|llama|qwen3] [--layers N] [--embd N] [--heads N] [--kv-heads N] [--ff N] [--seed S] [--type f32|f16|q8_0] [--force]', 'synopsis'],
   ['search-r3 add-embed-token IN OUT [--force]', 'synopsis'],
   ['search-r3 eval QRELS RUN [--json] [-m measure…] [-q]', 'synopsis'],
   ['search-r3 train sft --model M.gguf --train FILE --out ADAPTER.gguf [...]', 'synopsis'],
-  ['search-r3 train sft --model base-embed.gguf --train pairs.jsonl --out stage1.lora.gguf [--eval BEIR_DIR] [--steps 100] [--batch 8] [--accumulate 1] [--lr 1e-4] [--warmup N] [--schedule cosine] [--lora-rank 8] [--lora-alpha 16] [--lora-targets attn_q,attn_k,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature 0.05] [--margin 0.2] [--hard-negatives 1] [--max-tokens 256] [--checkpoint-every 50] [--lean-memory] [--resume | --force] [--json]', 'synopsis'],
+  ['search-r3 train sft --model base-embed.gguf --train pairs.jsonl --out stage1.lora.gguf [--eval BEIR_DIR] [--steps 100] [--batch 8] [--accumulate 1] [--lr 1e-4] [--warmup N] [--schedule cosine] [--lora-rank 8] [--lora-alpha 16] [--lora-targets attn_q,attn_k,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature 0.05] [--margin 0.2] [--hard-negatives 1] [--template default|search-r3.0] [--max-tokens 256] [--checkpoint-every 50] [--lean-memory] [--resume | --force] [--json]', 'synopsis'],
   ['search-r3 embed base-embed.gguf --lora stage1.lora.gguf "a query"', 'needs the adapter of the synopsis line above (train-run tests train one)'],
 ]);
 

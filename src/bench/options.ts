@@ -1,4 +1,5 @@
-import { assertBoolean, assertInteger, assertString, checkKeys, expected } from '../util/validate';
+import { EMBED_TEMPLATE_NAMES } from '../engine/templates';
+import { assertBoolean, assertInteger, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import { RETRIEVER_NAMES, type RetrieverName } from './types';
 
 /** Options of {@link runBench}. Every field has a default; the defaults are the embedded demo. */
@@ -9,6 +10,8 @@ export interface BenchOptions {
   model?: string;
   /** A LoRA adapter (llama.cpp adapter GGUF) applied at scale 1 to the dense retrievers. */
   lora?: string;
+  /** Prompt wording of the dense retrievers: a name of EMBED_TEMPLATES (`default`, `search-r3.0`). Default `default`. */
+  template?: string;
   /** Which retrievers run (always in the order bm25, direct, reason). Default all three. */
   retrievers?: RetrieverName[];
   /**
@@ -39,7 +42,7 @@ export interface BenchOptions {
 export type ResolvedBenchOptions = Required<Omit<BenchOptions, 'dataset' | 'model' | 'lora' | 'limitQueries' | 'threads' | 'runsDir'>> &
   Pick<BenchOptions, 'dataset' | 'model' | 'lora' | 'runsDir'> & { limitQueries: number | null; threads: number | null };
 
-const KEYS = ['dataset', 'model', 'lora', 'retrievers', 'maxReasoningTokens', 'limitQueries', 'latencyQueries', 'threads', 'sequences', 'runsDir', 'progress', 'log'];
+const KEYS = ['dataset', 'model', 'lora', 'template', 'retrievers', 'maxReasoningTokens', 'limitQueries', 'latencyQueries', 'threads', 'sequences', 'runsDir', 'progress', 'log'];
 
 /**
  * Checks options and fills in defaults in one place, so the run itself never re-checks.
@@ -66,7 +69,9 @@ export function resolveBenchOptions(options: BenchOptions = {}): ResolvedBenchOp
     latencyQueries: options.latencyQueries ?? 50,
     sequences: options.sequences ?? 8,
     progress: options.progress ?? true,
+    template: options.template ?? 'default',
   };
+  assertOneOf(o.template, 'options.template', EMBED_TEMPLATE_NAMES);
   assertInteger(o.maxReasoningTokens, 'options.maxReasoningTokens', 1, 8192);
   assertInteger(o.latencyQueries, 'options.latencyQueries', 0, 1 << 20);
   assertInteger(o.sequences, 'options.sequences', 1, 256);

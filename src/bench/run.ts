@@ -48,7 +48,7 @@ async function openEmbedder(model: Model, o: ResolvedBenchOptions): Promise<Embe
   // Room for a full-length document, or a query plus its reasoning budget, whichever is longer.
   const contextPerSequence = MAX_DOCUMENT_TOKENS + 64 + (o.retrievers.includes('reason') ? o.maxReasoningTokens : 0);
   return Embedder.create(model, {
-    maxReasoningTokens: o.maxReasoningTokens, sequences: o.sequences, contextPerSequence, lora, ...(o.threads === null ? {} : { threads: o.threads }),
+    maxReasoningTokens: o.maxReasoningTokens, sequences: o.sequences, contextPerSequence, lora, template: o.template, ...(o.threads === null ? {} : { threads: o.threads }),
   });
 }
 

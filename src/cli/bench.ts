@@ -6,7 +6,8 @@ import { formatReport } from '../bench/table';
 import { RETRIEVER_NAMES, type RetrieverName } from '../bench/types';
 import { checkOutputs, type NamedPath } from '../util/output';
 import { writeFileAtomic } from '../util/fs';
-import { intFlag, packageVersion, parse, UsageError } from './args';
+import { EMBED_TEMPLATE_NAMES } from '../engine/templates';
+import { intFlag, oneOfFlag, packageVersion, parse, UsageError } from './args';
 import { applyLogLevel, takeLogLevel } from './log-level';
 import { reportError } from './process';
 
@@ -18,6 +19,8 @@ model (generated locally, untrained), every retriever; a few minutes on two CPU 
   --dataset DIR                 BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv)
   --model FILE.gguf             model with <|embed_token|> (default: the generated demo model)
   --lora FILE                   LoRA adapter (llama.cpp adapter GGUF) for the dense retrievers
+  --template NAME               prompt wording of the dense retrievers: default, or search-r3.0
+                                (the released checkpoint's prompts) (default default)
   --retrievers LIST             comma-separated: bm25,direct,reason (default all)
   --max-reasoning-tokens N      reasoning budget per query in reason mode (default 64)
   --limit-queries N             evaluate the first N judged test queries only
@@ -74,7 +77,7 @@ async function checkBenchOutputs(values: Record<string, unknown>, retrievers: re
 async function bench(rawArgv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const { argv, level } = takeLogLevel(rawArgv, { keepQuiet: true });
   const { values, positionals } = parse(argv, {
-    dataset: { type: 'string' }, model: { type: 'string' }, lora: { type: 'string' }, retrievers: { type: 'string' },
+    dataset: { type: 'string' }, model: { type: 'string' }, lora: { type: 'string' }, template: { type: 'string' }, retrievers: { type: 'string' },
     'max-reasoning-tokens': { type: 'string' }, 'limit-queries': { type: 'string' }, 'latency-queries': { type: 'string' },
     threads: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' }, runs: { type: 'string' },
     quiet: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -95,6 +98,7 @@ async function bench(rawArgv: string[], out: NodeJS.WritableStream, err: NodeJS.
     dataset: values.dataset as string | undefined,
     model: values.model as string | undefined,
     lora: values.lora as string | undefined,
+    template: oneOfFlag(values.template, 'template', EMBED_TEMPLATE_NAMES),
     retrievers,
     maxReasoningTokens: intFlag(values['max-reasoning-tokens'], 'max-reasoning-tokens', 1, 8192),
     limitQueries: intFlag(values['limit-queries'], 'limit-queries', 1),

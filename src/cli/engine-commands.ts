@@ -1,6 +1,6 @@
 import { Embedder, EMBEDDER_DEFAULTS } from '../engine/embedder';
 import { Model } from '../engine/model';
-import type { LongTextPolicy, PromptSide } from '../engine/templates';
+import { EMBED_TEMPLATE_NAMES, type LongTextPolicy, type PromptSide } from '../engine/templates';
 import { ggufInfo } from '../gguf/info';
 import { readLines } from '../eval/lines';
 import { SearchR3Error } from '../util/errors';
@@ -16,6 +16,8 @@ const GENERATE_DEFAULTS = { maxTokens: 128, temperature: 0, seed: 0, topK: 0, to
 
 const threadsFlag = { type: 'string', value: 'N', default: 'all hardware threads', help: 'CPU threads' } as const;
 const loraFlag = { type: 'string', value: 'FILE', help: 'LoRA adapter GGUF applied at scale 1' } as const;
+/** `--template NAME`, shared by `embed` and `train sft` so both name the same table. */
+export const templateFlag = { type: 'string', value: EMBED_TEMPLATE_NAMES.join('|'), default: 'default', help: "prompt wording; search-r3.0 = the released checkpoint's prompts" } as const;
 
 /** `search-r3 info`. */
 export const INFO = defineCommand({
@@ -47,6 +49,7 @@ export const EMBED = defineCommand({
     'max-reasoning-tokens': { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.maxReasoningTokens, help: 'reasoning budget per text in reason mode' },
     lora: loraFlag,
     document: { type: 'boolean', help: 'embed as documents (the document side of the template)' },
+    template: templateFlag,
     sequences: { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.sequences, help: 'texts decoded in parallel' },
     threads: threadsFlag,
     input: { type: 'string', value: 'FILE.jsonl|-', help: 'JSONL records {"id"?, "text"} to embed; - is stdin' },
@@ -196,6 +199,7 @@ export async function embedCommand(argv: string[], out: Out): Promise<number> {
       sequences: intFlag(values.sequences, 'sequences', 1, 256),
       threads: intFlag(values.threads, 'threads', 1, 1024),
       contextPerSequence: maxTokens,
+      template: oneOfFlag(values.template, 'template', EMBED_TEMPLATE_NAMES),
       lora,
     });
     const kept = applyLongText(embedder, items, values.document ? 'document' : mode === 'reason' ? 'reason' : 'query', longText);

@@ -3,6 +3,8 @@ import { trainStage1 } from '../train/stage1';
 import { resolveStage1, STAGE1_LR_RULE, type Stage1LossWeights } from '../train/stage1-config';
 import { LR_SCHEDULE_KINDS } from '../train/schedule';
 import { intFlag, numFlag, oneOfFlag, UsageError } from './args';
+import { EMBED_TEMPLATE_NAMES } from '../engine/templates';
+import { templateFlag } from './engine-commands';
 import { defineCommand } from './flags';
 
 type Out = NodeJS.WritableStream;
@@ -30,10 +32,11 @@ export const TRAIN_SFT = defineCommand({
     'lora-rank': str('R', D.lora.rank, 'LoRA rank'),
     'lora-alpha': str('A', `${D.lora.alpha / D.lora.rank} × --lora-rank`, 'LoRA scale numerator'),
     'lora-targets': str(LORA_MODULES[0] + ',…', `all of ${LORA_MODULES.join(',')}`, 'adapted projections'),
-    'loss-weights': str('NAME=W,…', Object.entries(D.losses).map(([k, v]) => `${k}=${v}`).join(','), 'loss weights, NAME one of sft, kl, infonce, triplet'),
+    'loss-weights': str('NAME=W,…', Object.entries(D.losses).map(([k, v]) => `${k}=${v}`).join(','), 'loss weights, NAME one of sft, kl, infonce, triplet, reasoning (SFT on traces)'),
     temperature: str('T', D.temperature, 'InfoNCE temperature'),
     margin: str('M', D.margin, 'triplet margin'),
     'hard-negatives': str('N', D.hardNegatives, 'hard negatives per pair from the data'),
+    template: templateFlag,
     'max-tokens': str('N', D.maxTokens, 'longest prompt in tokens'),
     'long-text': str('truncate|error|skip', D.longText, 'a text over --max-tokens: shorten it (counted), stop naming FILE:LINE, or leave the record out'),
     'checkpoint-every': str('N', D.checkpointEvery, 'write adapter and state every N steps'),
@@ -63,8 +66,8 @@ function lossWeights(value: unknown): Stage1LossWeights | undefined {
   if (value === undefined) return undefined;
   const weights: Record<string, number> = {};
   for (const item of String(value).split(',')) {
-    const m = /^(sft|kl|infonce|triplet)=([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/.exec(item.trim());
-    if (!m) throw new UsageError(`Expected NAME=WEIGHT pairs (NAME one of sft, kl, infonce, triplet) for --loss-weights but received ${JSON.stringify(item)}`);
+    const m = /^(sft|kl|infonce|triplet|reasoning)=([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/.exec(item.trim());
+    if (!m) throw new UsageError(`Expected NAME=WEIGHT pairs (NAME one of sft, kl, infonce, triplet, reasoning) for --loss-weights but received ${JSON.stringify(item)}`);
     weights[m[1]!] = Number(m[2]);
   }
   return weights;
@@ -103,6 +106,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     temperature: numFlag(values.temperature, 'temperature', 1e-4, 100),
     margin: numFlag(values.margin, 'margin', 0, 2),
     hardNegatives: intFlag(values['hard-negatives'], 'hard-negatives', 0, 64),
+    template: oneOfFlag(values.template, 'template', EMBED_TEMPLATE_NAMES),
     maxTokens: intFlag(values['max-tokens'], 'max-tokens', 16),
     longText: oneOfFlag(values['long-text'], 'long-text', ['truncate', 'error', 'skip'] as const),
     checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),

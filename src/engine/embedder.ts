@@ -5,7 +5,7 @@ import type { LoraAdapter } from './lora';
 import type { Model } from './model';
 import type { Session } from './session';
 import { checkSampling } from './session';
-import { buildEmbedPrompt, DEFAULT_EMBED_TEMPLATE, fitEmbedPrompt, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './templates';
+import { buildEmbedPrompt, fitEmbedPrompt, resolveEmbedTemplate, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './templates';
 
 export type EmbedMode = 'direct' | 'reason';
 
@@ -48,8 +48,11 @@ export interface EmbedderOptions {
   contextPerSequence?: number;
   /** CPU threads (default: all). */
   threads?: number;
-  /** Prompt wording (default DEFAULT_EMBED_TEMPLATE). */
-  template?: Partial<EmbedTemplate>;
+  /**
+   * Prompt wording: a name of EMBED_TEMPLATES (`default`, `search-r3.0` for the released
+   * checkpoint's prompts) or fields that override the default template's. Default `default`.
+   */
+  template?: string | Partial<EmbedTemplate>;
   /** A LoRA adapter to apply at scale 1. */
   lora?: LoraAdapter;
   /**
@@ -99,10 +102,10 @@ export class Embedder implements AsyncDisposable {
   readonly #embedToken: number;
   readonly #longText: Exclude<LongTextPolicy, 'skip'>;
 
-  private constructor(model: Model, session: Session, options: EmbedderOptions, embedToken: number) {
+  private constructor(model: Model, session: Session, options: EmbedderOptions, template: EmbedTemplate, embedToken: number) {
     this.model = model;
     this.session = session;
-    this.template = { ...DEFAULT_EMBED_TEMPLATE, ...options.template };
+    this.template = template;
     this.#options = {
       mode: options.mode ?? EMBEDDER_DEFAULTS.mode,
       maxReasoningTokens: options.maxReasoningTokens ?? EMBEDDER_DEFAULTS.maxReasoningTokens,
@@ -126,10 +129,7 @@ export class Embedder implements AsyncDisposable {
     assertInteger(sequences, 'sequences', 1, 256);
     const perSeq = options.contextPerSequence ?? EMBEDDER_DEFAULTS.contextPerSequence;
     assertInteger(perSeq, 'contextPerSequence', 16);
-    if (options.template !== undefined) {
-      checkKeys(options.template, ['querySystem', 'documentSystem', 'reasonSystem', 'directAssistant'], 'template');
-      for (const [k, v] of Object.entries(options.template)) assertString(v, `template.${k}`);
-    }
+    const template = resolveEmbedTemplate(options.template);
     const embedToken = model.info.embedTokenId;
     if (embedToken === null) {
       throw new SearchR3Error('ERR_MODEL', `model ${model.info.path} has no <|embed_token|> token; add one with "search-r3 add-embed-token IN OUT"`);
@@ -141,7 +141,7 @@ export class Embedder implements AsyncDisposable {
       session.dispose();
       throw err;
     }
-    return new Embedder(model, session, options, embedToken);
+    return new Embedder(model, session, options, template, embedToken);
   }
 
   /** The token ids this embedder feeds for `text` on the given side. */

@@ -1,6 +1,20 @@
 import { SearchR3Error } from '../util/errors';
+import { assertString, checkKeys, expected } from '../util/validate';
 import type { Model } from './model';
 import { EMBED_TOKEN_TEXT } from './model';
+
+// The released Search-R3 checkpoint's system prompts, verbatim (issue 12).
+const SEARCH_R3_0_EMBEDDING =
+  'You are a helpful AI assistant. Your task is to analyze input text and create a high-quality semantic vector embedding, ' +
+  'which represents key concepts, relationships, and semantic meaning.';
+const SEARCH_R3_0_REASONING =
+  'You are a helpful AI assistant. Your task is to enrich user input for more effective embedding representation by adding semantic depth.\n\n' +
+  'For each input, briefly enhance the content by:\n' +
+  '1. Identifying core concepts and their relationships.\n' +
+  '2. Including key terminology with essential definitions.\n' +
+  '3. Adding contextually relevant synonyms and related terms.\n' +
+  '4. Connecting to related topics and common applications without excessive elaboration.\n\n' +
+  `To represent the final embedding, you MUST end every response with ${EMBED_TOKEN_TEXT}.`;
 
 /**
  * The prompts that turn a chat model into a Search-R3 embedder. Query and document sides use the
@@ -18,6 +32,7 @@ export interface EmbedTemplate {
   directAssistant: string;
 }
 
+/** search-r3's own wording, the default of the Embedder, the CLI and both training stages. */
 export const DEFAULT_EMBED_TEMPLATE: Readonly<EmbedTemplate> = Object.freeze({
   querySystem: 'Represent the user query for retrieving relevant documents.',
   documentSystem: 'Represent the document for retrieval.',
@@ -26,6 +41,59 @@ export const DEFAULT_EMBED_TEMPLATE: Readonly<EmbedTemplate> = Object.freeze({
     `and any intermediate facts it depends on. Be brief. Then output ${EMBED_TOKEN_TEXT}.`,
   directAssistant: `The embedding is ${EMBED_TOKEN_TEXT}`,
 });
+
+/**
+ * The two system prompts of the released Search-R3 checkpoint, verbatim, so a converted checkpoint
+ * embeds as published. Its embedding prompt serves both direct sides (query and document: the
+ * checkpoint has one prompt for every text embedded at once), its reasoning prompt is `reason`
+ * mode's. The checkpoint publishes no direct assistant text; a bare `<|embed_token|>` is the
+ * shortest response that obeys its rule "end every response with <|embed_token|>".
+ */
+export const SEARCH_R3_0_TEMPLATE: Readonly<EmbedTemplate> = Object.freeze({
+  querySystem: SEARCH_R3_0_EMBEDDING,
+  documentSystem: SEARCH_R3_0_EMBEDDING,
+  reasonSystem: SEARCH_R3_0_REASONING,
+  directAssistant: EMBED_TOKEN_TEXT,
+});
+
+/**
+ * The named templates: `default` (search-r3's own wording) and `search-r3.0` (the released
+ * checkpoint's prompts). Every option that takes a template takes one of these names.
+ */
+export const EMBED_TEMPLATES: Readonly<Record<string, Readonly<EmbedTemplate>>> = Object.freeze({
+  default: DEFAULT_EMBED_TEMPLATE,
+  'search-r3.0': SEARCH_R3_0_TEMPLATE,
+});
+
+/** The names of {@link EMBED_TEMPLATES}, in table order. */
+export const EMBED_TEMPLATE_NAMES: readonly string[] = Object.freeze(Object.keys(EMBED_TEMPLATES));
+
+const TEMPLATE_FIELDS = ['querySystem', 'documentSystem', 'reasonSystem', 'directAssistant'];
+
+/**
+ * One template from what a user passes: a name of {@link EMBED_TEMPLATES}, an object whose fields
+ * override the default template's, or nothing (the default). An unknown name is a RangeError
+ * listing the names; an unknown field or a field that is not a string is a TypeError. `name` is
+ * what messages call the argument (default `template`).
+ *
+ * @example resolveEmbedTemplate('search-r3.0').reasonSystem.endsWith('<|embed_token|>.') // true
+ * @example resolveEmbedTemplate({ querySystem: 'Find passages for this question.' }).documentSystem // the default's
+ */
+export function resolveEmbedTemplate(template: string | Partial<EmbedTemplate> | undefined, name = 'template'): EmbedTemplate {
+  if (template === undefined) return { ...DEFAULT_EMBED_TEMPLATE };
+  if (typeof template === 'string') {
+    const named = Object.hasOwn(EMBED_TEMPLATES, template) ? EMBED_TEMPLATES[template] : undefined;
+    if (!named) throw new RangeError(expected(`one of the template names ${EMBED_TEMPLATE_NAMES.join(', ')}`, name, template));
+    return { ...named };
+  }
+  if (typeof template !== 'object' || template === null || Array.isArray(template)) {
+    throw new TypeError(expected('a template name or an object of template fields', name, template));
+  }
+  checkKeys(template, TEMPLATE_FIELDS, name);
+  for (const [k, v] of Object.entries(template)) if (v !== undefined) assertString(v, `${name}.${k}`);
+  const fields = Object.fromEntries(Object.entries(template).filter(([, v]) => v !== undefined));
+  return { ...DEFAULT_EMBED_TEMPLATE, ...fields };
+}
 
 export type PromptSide = 'query' | 'document' | 'reason';
 

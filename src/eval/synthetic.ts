@@ -21,6 +21,14 @@ export interface SyntheticQuery extends BeirQuery {
   target: string;
   /** Documents on the way to the target (grade 1), in hop order; empty for one-hop queries. */
   bridges: string[];
+  /**
+   * Training queries only: a reasoning trace for stage 1 (PairRecord.reasoning), what a model that
+   * knew the corpus would write before embedding. One-hop queries get the canonical words of their
+   * paraphrase, the document's own wording ("doctor" → "a physician who grew up in X"); multi-hop
+   * queries get the bridge facts that lead to the target ("the solar clock was devised by Y; Y grew
+   * up in Z"). Held-out queries have none: at test time the model writes its own.
+   */
+  reasoning?: string;
 }
 
 /** An in-memory dataset in BEIR's shape; every query is in exactly one split's qrels. */
@@ -197,6 +205,7 @@ type Draft = Omit<SyntheticQuery, 'id' | 'split'>;
 function writeQueries(o: ReturnType<typeof resolve>, people: Person[], inventions: Invention[], towns: Town[], docs: BeirDoc[], rand: () => number): SyntheticQuery[] {
   const id = (owner: { doc: number }) => docs[owner.doc]!.id;
   const thingQ = (inv: Invention) => `${inv.adj[1]} ${inv.device[1]}`;
+  const thingDoc = (inv: Invention) => `${inv.adj[0]} ${inv.device[0]}`;
   const nMulti = Math.round(o.queries * o.multiHopFraction);
   const nSingle = o.queries - nMulti;
   const want: Record<SyntheticKind, number> = {
@@ -222,22 +231,23 @@ function writeQueries(o: ReturnType<typeof resolve>, people: Person[], invention
   for (const p of shuffle([...people], rand).slice(0, want.person)) {
     const town = towns[p.town]!.name;
     const text = pick([`Which ${p.prof[1]} was raised in ${town}?`, `Name the ${p.prof[1]} whose hometown is ${town}.`], rand);
-    byKind.person.push({ text, kind: 'person', answer: p.name, target: id(p), bridges: [] });
+    byKind.person.push({ text, kind: 'person', answer: p.name, target: id(p), bridges: [], reasoning: `${article(p.prof[0])} ${p.prof[0]} who grew up in ${town}` });
   }
   for (const inv of shuffle([...inventions], rand).slice(0, want.invention)) {
     const text = pick([`Who came up with the ${thingQ(inv)}?`, `Which person is credited with creating the ${thingQ(inv)}?`], rand);
-    byKind.invention.push({ text, kind: 'invention', answer: people[inv.inventor]!.name, target: id(inv), bridges: [] });
+    byKind.invention.push({ text, kind: 'invention', answer: people[inv.inventor]!.name, target: id(inv), bridges: [], reasoning: `who devised the ${thingDoc(inv)}` });
   }
   for (const t of shuffle([...towns], rand).slice(0, want.town)) {
     const text = pick([`Which settlement along the ${t.river} stream is renowned for ${t.product[1]}?`, `What place by the ${t.river} waterway is celebrated for ${t.product[1]}?`], rand);
-    byKind.town.push({ text, kind: 'town', answer: t.name, target: id(t), bridges: [] });
+    byKind.town.push({ text, kind: 'town', answer: t.name, target: id(t), bridges: [], reasoning: `a town on the ${t.river} River known for its ${t.product[0]}` });
   }
   // Multi-hop queries use distinct inventions, so the two kinds never ask about the same chain.
   const chains = shuffle([...inventions], rand);
   for (const inv of chains.slice(0, want['inventor-hometown'])) {
     const person = people[inv.inventor]!;
     const text = pick([`Where was the creator of the ${thingQ(inv)} raised?`, `Which place is home to whoever made the ${thingQ(inv)}?`], rand);
-    byKind['inventor-hometown'].push({ text, kind: 'inventor-hometown', answer: towns[person.town]!.name, target: id(person), bridges: [id(inv)] });
+    const reasoning = `the ${thingDoc(inv)} was devised by ${person.name}; where ${person.name} grew up`;
+    byKind['inventor-hometown'].push({ text, kind: 'inventor-hometown', answer: towns[person.town]!.name, target: id(person), bridges: [id(inv)], reasoning });
   }
   for (const inv of chains.slice(want['inventor-hometown'], want['inventor-hometown'] + want['inventor-hometown-product'])) {
     const person = people[inv.inventor]!;
@@ -246,7 +256,8 @@ function writeQueries(o: ReturnType<typeof resolve>, people: Person[], invention
       `What is the hometown of the maker of the ${thingQ(inv)} renowned for?`,
       `The person behind the ${thingQ(inv)} was raised in a place celebrated for what?`,
     ], rand);
-    byKind['inventor-hometown-product'].push({ text, kind: 'inventor-hometown-product', answer: town.product[0], target: id(town), bridges: [id(inv), id(person)] });
+    const reasoning = `the ${thingDoc(inv)} was devised by ${person.name}; ${person.name} grew up in ${town.name}; what ${town.name} is known for`;
+    byKind['inventor-hometown-product'].push({ text, kind: 'inventor-hometown-product', answer: town.product[0], target: id(town), bridges: [id(inv), id(person)], reasoning });
   }
 
   // Split each kind separately so that every split gets its share of every kind.
@@ -257,7 +268,8 @@ function writeQueries(o: ReturnType<typeof resolve>, people: Person[], invention
     const nDev = Math.round(list.length * o.devFraction);
     list.forEach((q, i) => {
       const split: BeirSplit = i < nTrain ? 'train' : i < nTrain + nDev ? 'dev' : 'test';
-      all.push({ id: '', split, ...q });
+      const { reasoning, ...rest } = q;
+      all.push(split === 'train' ? { id: '', split, ...rest, reasoning } : { id: '', split, ...rest });
     });
   }
   const width = String(all.length).length;
@@ -266,7 +278,7 @@ function writeQueries(o: ReturnType<typeof resolve>, people: Person[], invention
 
 /**
  * Writes a synthetic dataset in BEIR layout (`corpus.jsonl`, `queries.jsonl` with each query's
- * kind, answer, target and bridges under `metadata`, `qrels/{train,dev,test}.tsv`).
+ * kind, answer, target, bridges and (training queries) reasoning trace under `metadata`, `qrels/{train,dev,test}.tsv`).
  *
  * @example await writeSyntheticDataset('bench/data/synthetic', makeSyntheticDataset());
  */
@@ -274,7 +286,8 @@ export async function writeSyntheticDataset(dir: string, dataset: SyntheticDatas
   await writeBeir(dir, {
     corpus: dataset.corpus,
     queries: dataset.queries.map((q) => ({
-      id: q.id, text: q.text, metadata: { kind: q.kind, split: q.split, answer: q.answer, target: q.target, bridges: q.bridges },
+      id: q.id, text: q.text,
+      metadata: { kind: q.kind, split: q.split, answer: q.answer, target: q.target, bridges: q.bridges, ...(q.reasoning === undefined ? {} : { reasoning: q.reasoning }) },
     })),
     qrels: dataset.qrels,
   });

@@ -1,14 +1,14 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Model } from '../engine/model';
-import { buildEmbedPrompt, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
+import { buildEmbedPrompt, fitEmbedPrompt, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
 import { BEIR_SPLITS, documentText, readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery, type BeirSplit } from '../eval/beir';
 import { readLines } from '../eval/lines';
 import { makeSyntheticDataset } from '../eval/synthetic';
 import type { Qrels } from '../eval/trec';
 import { WeightRandom } from '../gguf/random';
 import { SearchR3Error } from '../util/errors';
-import { assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
+import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 
 /**
  * Training records of stage 1: a query, a document relevant to it and documents that are not
@@ -19,11 +19,18 @@ export interface PairRecord {
   query: string;
   positive: string;
   negatives: string[];
+  /**
+   * A reasoning trace for the query (README, Training, "Reasoning traces"): when present, the query
+   * also trains in the paper's form, the `reason` prompt followed by this text and `<|embed_token|>`;
+   * the trace and the token are SFT targets, and the embedding is read at that token, as `reason`
+   * mode embeds.
+   */
+  reasoning?: string;
   /** Where the record was read (`FILE:LINE` for JSONL), so messages about it can point there. */
   source?: string;
 }
 
-const PAIR_KEYS = ['id', 'query', 'positive', 'negatives'];
+const PAIR_KEYS = ['id', 'query', 'positive', 'negatives', 'reasoning'];
 const lowerFirst = (s: string): string => s[0]!.toLowerCase() + s.slice(1);
 const isText = (v: unknown): v is string => typeof v === 'string' && v.trim().length > 0;
 
@@ -50,12 +57,16 @@ function parsePair(text: string, line: number): PairRecord | string {
   if (!Array.isArray(negatives)) return lowerFirst(expected('array of non-empty strings', 'negatives', negatives));
   const bad = negatives.findIndex((n) => !isText(n));
   if (bad >= 0) return lowerFirst(expected('non-empty string', `negatives[${bad}]`, negatives[bad]));
-  return { id: (r.id as string | undefined) ?? `line-${line}`, query: r.query, positive: r.positive, negatives: negatives as string[] };
+  if (r.reasoning !== undefined && !isText(r.reasoning)) return lowerFirst(expected('non-empty string', 'reasoning', r.reasoning));
+  const record: PairRecord = { id: (r.id as string | undefined) ?? `line-${line}`, query: r.query, positive: r.positive, negatives: negatives as string[] };
+  if (r.reasoning !== undefined) record.reasoning = r.reasoning as string;
+  return record;
 }
 
 /**
  * Reads training pairs from JSONL, one `{"query": …, "positive": …, "negatives": […]}` object per
- * line (`negatives` optional, default none; `id` optional, default `line-<n>`). Blank lines are
+ * line (`negatives` optional, default none; `id` optional, default `line-<n>`; `reasoning`
+ * optional, a trace for the query, see {@link PairRecord.reasoning}). Blank lines are
  * skipped. A malformed line, an unknown key, a repeated id or a file without records is a
  * `SearchR3Error` with code `ERR_FORMAT` naming the file and 1-based line; a missing file `ERR_FILE`.
  *
@@ -98,7 +109,9 @@ export interface BeirPairsOptions {
 /**
  * Reads training pairs from a BEIR dataset directory (`corpus.jsonl`, `queries.jsonl`,
  * `qrels/<split>.tsv`): one record per judged (query, document) with score > 0, whose negatives
- * are the documents judged 0 (or below) for that query. Documents are embedded as
+ * are the documents judged 0 (or below) for that query; a query's `metadata.reasoning` (which
+ * `writeSyntheticDataset` writes for training queries) becomes its records' `reasoning` trace.
+ * Documents are embedded as
  * `title + "\n" + text` when they have a title, else `text` alone. Only judged documents are kept
  * in memory while the corpus streams past. Queries without a relevant document give no record.
  * A missing split is `ERR_FILE` naming the path; a judged query or document missing from its file
@@ -120,7 +133,15 @@ export async function readBeirPairs(dir: string, options: BeirPairsOptions = {})
   const wanted = new Set<string>();
   for (const judged of qrels.values()) for (const id of judged.keys()) wanted.add(id);
   const queries = new Map<string, string>();
-  for await (const q of readBeirQueries(dir)) if (qrels.has(q.id)) queries.set(q.id, q.text);
+  const traces = new Map<string, string>();
+  for await (const q of readBeirQueries(dir)) {
+    if (!qrels.has(q.id)) continue;
+    queries.set(q.id, q.text);
+    const reasoning = q.metadata?.reasoning;
+    if (reasoning === undefined) continue;
+    if (!isText(reasoning)) throw new SearchR3Error('ERR_FORMAT', `${join(dir, 'queries.jsonl')}: query "${q.id}": ${lowerFirst(expected('non-empty string', 'metadata.reasoning', reasoning))}`);
+    traces.set(q.id, reasoning);
+  }
   const docs = new Map<string, string>();
   for await (const d of readBeirCorpus(dir)) if (wanted.has(d.id)) docs.set(d.id, documentText(d));
 
@@ -135,7 +156,11 @@ export async function readBeirPairs(dir: string, options: BeirPairsOptions = {})
     };
     const negatives = [...judged].filter(([, score]) => score <= 0).map(([id]) => text(id));
     for (const [docId, score] of judged) {
-      if (score > 0) records.push({ id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives] });
+      if (score <= 0) continue;
+      const record: PairRecord = { id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives] };
+      const reasoning = traces.get(qid);
+      if (reasoning !== undefined) record.reasoning = reasoning;
+      records.push(record);
     }
   }
   if (records.length === 0) throw new SearchR3Error('ERR_FORMAT', `${qrelsFile}: no query has a relevant document (score > 0)`);
@@ -163,7 +188,13 @@ export async function loadTrainingData(pathOrDir: string, options: BeirPairsOpti
 
 /** Token ids of one training pair, each ending in `<|embed_token|>`. */
 export interface EncodedPair {
+  /** The direct query prompt. */
   query: Int32Array;
+  /**
+   * Traced records only: the query's `reason` prompt + the trace + `<|embed_token|>` (`ids`), and
+   * the index of the trace's first token (`start`); the trace and the embed token are SFT targets.
+   */
+  trace?: { ids: Int32Array; start: number };
   positive: Int32Array;
   negatives: Int32Array[];
   /** How many of the pair's texts were shortened to fit `maxTokens`. */
@@ -283,12 +314,47 @@ export function encodePair(model: Model, template: EmbedTemplate, record: PairRe
     return ids;
   };
   const query = encode('query', record.query, 'query');
+  let trace: EncodedPair['trace'];
+  if (record.reasoning !== undefined) {
+    assertString(record.reasoning, 'record.reasoning');
+    const traced = encodeTracedQuery(model, template, record.query, record.reasoning, maxTokens);
+    if (traced.cut.length > 0 && longText === 'error') {
+      throw new SearchR3Error('ERR_CONTEXT', `${record.source ?? 'training data'}: record "${record.id}" query with its reasoning needs ${traced.needed} tokens, more than the ${maxTokens} of maxTokens; shorten them, raise maxTokens (--max-tokens) or use longText truncate|skip (--long-text)`);
+    }
+    shortened += traced.cut.length;
+    trace = { ids: traced.ids, start: traced.traceStart };
+  }
   const positive = encode('document', record.positive, 'positive');
   const negatives = record.negatives.map((n, i) => {
     assertString(n, `record.negatives[${i}]`);
     return encode('document', n, `negatives[${i}]`);
   });
-  return { query, positive, negatives, shortened };
+  return trace === undefined ? { query, positive, negatives, shortened } : { query, trace, positive, negatives, shortened };
+}
+
+/**
+ * A traced query side: the `reason` prompt of `query`, the trace's tokens, `<|embed_token|>`, in at
+ * most `maxTokens`. The trace is tokenized as plain text (never parsed for special tokens), as the
+ * user's text is. Over the budget, the query keeps its head within all but two tokens (one trace
+ * token and the embed token always fit), then the trace keeps its head within what is left;
+ * `cut` names what was shortened, `needed` is the uncut length.
+ */
+function encodeTracedQuery(model: Model, template: EmbedTemplate, query: string, reasoning: string, maxTokens: number): { ids: Int32Array; traceStart: number; cut: string[]; needed: number } {
+  const embed = model.info.embedTokenId!;
+  const prompt = fitEmbedPrompt(model, template, 'reason', query, maxTokens - 2);
+  if (prompt.ids.length > maxTokens - 2) {
+    const bare = buildEmbedPrompt(model, template, 'reason', '').length;
+    throw new SearchR3Error('ERR_CONTEXT', `the reason prompt template alone takes ${bare} tokens, more than maxTokens ${maxTokens} less 2 (a trace token and <|embed_token|>)`);
+  }
+  const trace = model.tokenize(reasoning, { addSpecial: false, parseSpecial: false });
+  const room = maxTokens - 1 - prompt.ids.length;
+  const kept = trace.length <= room ? trace : trace.subarray(0, room);
+  const ids = new Int32Array(prompt.ids.length + kept.length + 1);
+  ids.set(prompt.ids, 0);
+  ids.set(kept, prompt.ids.length);
+  ids[ids.length - 1] = embed;
+  const cut = [...(prompt.truncated ? ['query'] : []), ...(kept.length < trace.length ? ['reasoning'] : [])];
+  return { ids, traceStart: prompt.ids.length, cut, needed: prompt.needed + trace.length + 1 };
 }
 
 /** What {@link fitTrainingData} kept, and how many texts and records the long-text rule touched. */
@@ -336,6 +402,8 @@ export interface RetrievalTaskOptions {
   trainFraction?: number;
   /** Hard negatives per training record, drawn from other training documents of the same kind. Default 3. */
   negatives?: number;
+  /** Give each training record the generator's reasoning trace (`PairRecord.reasoning`, see SyntheticQuery.reasoning). Default false. */
+  traces?: boolean;
 }
 
 /** A small retrieval task: training pairs and a held-out split in BEIR's shape. */
@@ -367,8 +435,9 @@ function shuffled<T>(items: T[], rand: WeightRandom): T[] {
  * await writeBeir('heldout', { corpus: heldOut.corpus, queries: heldOut.queries, qrels: { test: heldOut.qrels } });
  */
 export function makeRetrievalTask(options: RetrievalTaskOptions = {}): RetrievalTask {
-  checkKeys(options, ['seed', 'docs', 'queries', 'trainFraction', 'negatives'], 'options');
-  const o = { seed: 1, docs: 100, queries: 60, trainFraction: 0.5, negatives: 3, ...options };
+  checkKeys(options, ['seed', 'docs', 'queries', 'trainFraction', 'negatives', 'traces'], 'options');
+  const o = { seed: 1, docs: 100, queries: 60, trainFraction: 0.5, negatives: 3, traces: false, ...options };
+  assertBoolean(o.traces, 'options.traces');
   assertInteger(o.negatives, 'options.negatives', 0);
   assertNumber(o.trainFraction, 'options.trainFraction', 0, 1);
   const ds = makeSyntheticDataset({ seed: o.seed, docs: o.docs, queries: o.queries, multiHopFraction: 0, trainFraction: o.trainFraction, devFraction: 0 });
@@ -381,7 +450,9 @@ export function makeRetrievalTask(options: RetrievalTaskOptions = {}): Retrieval
       throw new RangeError(`Expected at most ${sameKind.length} negatives for ${o.queries} queries over ${o.docs} documents but received ${o.negatives}; use more queries or fewer negatives`);
     }
     const negatives = shuffled(sameKind, rand).slice(0, o.negatives).map((id) => documentText(byId.get(id)!));
-    return { id: q.id, query: q.text, positive: documentText(byId.get(q.target)!), negatives };
+    const record: PairRecord = { id: q.id, query: q.text, positive: documentText(byId.get(q.target)!), negatives };
+    if (o.traces) record.reasoning = q.reasoning!;
+    return record;
   });
   // Negatives are other training queries' targets, so the training documents are exactly these.
   const seen = new Set(trainQueries.map((q) => q.target));

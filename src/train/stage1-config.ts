@@ -1,4 +1,4 @@
-import { DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
+import { resolveEmbedTemplate, type EmbedTemplate, type LongTextPolicy } from '../engine/templates';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import type { PairRecord } from './data';
 import type { RetrievalSplit } from './retrieval-eval';
@@ -15,6 +15,14 @@ export interface Stage1LossWeights {
   infonce?: number;
   /** Triplet margin on cosine distance against the hardest given negative. Default 0.5. */
   triplet?: number;
+  /**
+   * SFT on reasoning traces (records with `reasoning`: the trace and the `<|embed_token|>` after it),
+   * so `reason` mode learns to write a trace and end it with the token. Default 1. While `sft` is 0
+   * (the default) it is the weight of SFT on the traces alone; when `sft` > 0 one SFT term covers the
+   * direct turns and the traces at weight `sft`, and `reasoning` 0 leaves the traces out of it
+   * (the rule: `targetRule` in stage1-batch.ts).
+   */
+  reasoning?: number;
 }
 
 /**
@@ -74,12 +82,18 @@ export interface Stage1Options {
   threads?: number;
   /** Skip the trainer's transposed weight copies: one copy of the model's matrices less in memory, slower steps (LoraTrainerOptions.transposedWeights). Default false. */
   leanMemory?: boolean;
-  template?: EmbedTemplate;
+  /**
+   * Prompt wording, as the Embedder takes it: a name of EMBED_TEMPLATES (`default`, `search-r3.0`)
+   * or fields over the default template's. Train with the template you will embed with; it is part
+   * of the resume fingerprint (resolved to its texts). Default `default`.
+   */
+  template?: string | Partial<EmbedTemplate>;
   /** Show a progress bar on stderr. Default true. */
   progress?: boolean;
 }
 
-export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | 'lora' | 'losses'>> & {
+export type ResolvedStage1 = Required<Omit<Stage1Options, 'eval' | 'threads' | 'lora' | 'losses' | 'template'>> & {
+  template: EmbedTemplate;
   eval: Stage1Options['eval'] | null;
   threads: number | undefined;
   lora: { rank: number; alpha: number; targets: LoraModule[]; seed: number };
@@ -141,8 +155,8 @@ export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEm
   const rank = lora.rank ?? 8;
   assertInteger(rank, 'lora.rank', 1, 4096);
   const targets = [...(lora.targets ?? LORA_MODULES)];
-  const losses = { sft: 0, kl: 0, infonce: 1, triplet: 0.5, ...(o.losses ?? {}) };
-  checkKeys(losses, ['sft', 'kl', 'infonce', 'triplet'], 'losses');
+  const losses = { sft: 0, kl: 0, infonce: 1, triplet: 0.5, reasoning: 1, ...(o.losses ?? {}) };
+  checkKeys(losses, ['sft', 'kl', 'infonce', 'triplet', 'reasoning'], 'losses');
   for (const [k, v] of Object.entries(losses)) assertNumber(v, `losses.${k}`, 0, 1e6);
   if (losses.infonce === 0 && losses.triplet === 0) {
     throw new RangeError('losses: infonce and triplet are both 0, so nothing trains the embedding; give one of them a positive weight');
@@ -176,11 +190,12 @@ export function resolveStage1(o: Stage1Options, model: { nEmbd: number } = { nEm
   assertBoolean(progress, 'progress');
   const leanMemory = o.leanMemory ?? false;
   assertBoolean(leanMemory, 'leanMemory');
+  const template = resolveEmbedTemplate(o.template);
   return {
     model: o.model, train: o.train, out: o.out, eval: o.eval ?? null, steps, batch, accumulate, lr, warmupSteps, schedule, minLrRatio,
     weightDecay, clipNorm, lora: { rank, alpha: lora.alpha ?? 2 * rank, targets, seed: lora.seed ?? seed }, losses, temperature, margin,
     hardNegatives, maxTokens, longText, checkpointEvery, evalEvery, resume, force, seed, threads: o.threads, leanMemory,
-    template: o.template ?? DEFAULT_EMBED_TEMPLATE, progress,
+    template, progress,
   };
 }
 

@@ -3,11 +3,11 @@ import { EMBED_TOKEN_TEXT, Model } from '../engine/model';
 import { readBeirCorpus, readBeirQrels, readBeirQueries } from '../eval/beir';
 import { WeightRandom } from '../gguf/random';
 import { SearchR3Error } from '../util/errors';
-import type { TrainSequence } from './batch';
 import { encodePair, fitTrainingData, loadTrainingData, type EncodedPair, type PairRecord } from './data';
 import { evaluateRetrieval, type RetrievalScores, type RetrievalSplit } from './retrieval-eval';
 import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type RunPhase } from './run';
 import { lrAt } from './schedule';
+import { stage1MicroBatch } from './stage1-batch';
 import { resolveStage1, resumeFingerprint, type ResolvedStage1, type Stage1Options } from './stage1-config';
 import { LoraTrainer, type LossPart } from './trainer';
 
@@ -152,42 +152,18 @@ class BatchSource {
   #targetsLength: number;
 
   constructor(private records: PairRecord[], private c: ResolvedStage1, private tokenizer: Model) {
-    // The SFT/KL targets: the direct assistant turn ("The embedding is <|embed_token|>").
+    // The direct form's SFT/KL targets: the direct assistant turn ("The embedding is <|embed_token|>").
     this.#targetsLength = tokenizer.tokenize(c.template.directAssistant, { addSpecial: false, parseSpecial: true }).length;
   }
 
-  microBatch(k: number): { sequences: TrainSequence[]; losses: Parameters<LoraTrainer['accumulate']>[1] } {
+  microBatch(k: number): ReturnType<typeof stage1MicroBatch> {
     const n = this.records.length;
     const B = this.c.batch;
     const picked = Array.from({ length: B }, (_, j) => {
       const g = k * B + j;
       return this.#perm(Math.floor(g / n))[g % n];
     });
-    const pairs = picked.map((i) => this.#encode(i));
-    const withTargets = (tokens: Int32Array): TrainSequence => {
-      const targets = new Uint8Array(tokens.length);
-      targets.fill(1, Math.max(1, tokens.length - this.#targetsLength));
-      return { tokens, targets, embedAt: tokens.length - 1 };
-    };
-    const sequences: TrainSequence[] = [...pairs.map((p) => withTargets(p.query)), ...pairs.map((p) => withTargets(p.positive))];
-    const firstNegative: number[] = [];
-    for (const p of pairs) {
-      const hard = p.negatives.slice(0, this.c.hardNegatives);
-      firstNegative.push(hard.length > 0 ? sequences.length : -1);
-      for (const neg of hard) sequences.push({ tokens: neg, embedAt: neg.length - 1 });
-    }
-    const queries = pairs.map((_, i) => i);
-    const candidates = sequences.map((_, i) => i).slice(B);
-    const { losses: w } = this.c;
-    const losses: Parameters<LoraTrainer['accumulate']>[1] = {};
-    if (w.sft > 0) losses.sft = { weight: w.sft };
-    if (w.kl > 0) losses.kl = { weight: w.kl };
-    if (w.infonce > 0) losses.infonce = { weight: w.infonce, temperature: this.c.temperature, queries, candidates, labels: queries };
-    const negatives = pairs.map((_, i) => (firstNegative[i] >= 0 ? firstNegative[i] : B + ((i + 1) % B)));
-    if (w.triplet > 0 && negatives.every((neg, i) => neg !== B + i)) {
-      losses.triplet = { weight: w.triplet, margin: this.c.margin, anchors: queries, positives: queries.map((i) => B + i), negatives };
-    }
-    return { sequences, losses };
+    return stage1MicroBatch(picked.map((i) => this.#encode(i)), this.c, this.#targetsLength);
   }
 
   #perm(epoch: number): Uint32Array {
@@ -225,6 +201,7 @@ async function readEvalSplit(dir: string): Promise<RetrievalSplit> {
 /** A digest of the training records, in order (a resumed run must see the same data). */
 function recordsDigest(records: readonly PairRecord[]): string {
   const hash = createHash('sha256');
-  for (const r of records) hash.update(JSON.stringify([r.query, r.positive, r.negatives])).update('\n');
+  // A trace joins the digest only where there is one, so trace-less data keeps its old digest.
+  for (const r of records) hash.update(JSON.stringify(r.reasoning === undefined ? [r.query, r.positive, r.negatives] : [r.query, r.positive, r.negatives, r.reasoning])).update('\n');
   return hash.digest('hex').slice(0, 16);
 }
