@@ -49,3 +49,8 @@ export {
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
+export {
+  Bm25Retriever, DenseRetriever, HybridRetriever, HttpRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, MAX_TOPK,
+  type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
+  type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,
+} from './retrieval/index';
