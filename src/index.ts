@@ -54,3 +54,9 @@ export {
   type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
   type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,
 } from './retrieval/index';
+export {
+  DocumentIndex, readCorpus, titledContents, TEXT_EXTENSIONS,
+  type Corpus, type CorpusDoc, type CorpusKind, type BuildOptions, type OpenOptions, type OpenWithModelOptions, type UpdateOptions,
+  type UpdateReport, type IndexInfo, type IndexRetrieverOptions, type CorpusInput, type CheckpointPhase, type EncoderIdentity, type FileRef,
+  type IndexSettings,
+} from './docindex/index';

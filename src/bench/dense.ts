@@ -1,7 +1,7 @@
 import type { BeirDoc } from '../eval/beir';
 import type { EmbedMode, Embedder } from '../engine/embedder';
 import { DenseRetriever } from '../retrieval/dense';
-import { encodeChunkSize, encodeDocuments, MAX_DOCUMENT_TOKENS } from '../retrieval/encode';
+import { documentTokenBudget, encodeChunkSize, encodeDocuments, queryTokenBudgets } from '../retrieval/encode';
 import { VectorStore } from '../store/vector-store';
 import { SearchR3Error } from '../util/errors';
 import { documentText, type BenchDataset } from './dataset';
@@ -34,9 +34,8 @@ export interface DenseIndex {
  */
 export async function encodeCorpus(embedder: Embedder, dataset: BenchDataset, maxReasoningTokens: number, progress: ProgressFactory): Promise<DenseIndex> {
   const perSeq = embedder.session.info.contextPerSequence;
-  const overhead = (side: 'document' | 'query' | 'reason') => embedder.promptFor('', side).length;
-  const docRoom = Math.min(MAX_DOCUMENT_TOKENS, perSeq - overhead('document'));
-  const maxQueryTokens = { direct: perSeq - overhead('query'), reason: perSeq - overhead('reason') - maxReasoningTokens - 2 };
+  const docRoom = documentTokenBudget(embedder);
+  const maxQueryTokens = queryTokenBudgets(embedder, maxReasoningTokens);
   if (docRoom < 16 || maxQueryTokens.reason < 16) {
     throw new SearchR3Error('ERR_CONTEXT', `a sequence of ${perSeq} tokens leaves too little room for documents (${docRoom}) or reasoning queries (${maxQueryTokens.reason}); lower --max-reasoning-tokens`);
   }

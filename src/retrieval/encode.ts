@@ -1,6 +1,6 @@
 // Document encoding shared by the bench and the document index: fit each text to the document
 // budget, embed in chunks that keep every sequence busy, and count what had to be cut.
-import type { Embedder } from '../engine/embedder';
+import type { EmbedMode, Embedder } from '../engine/embedder';
 import type { Model } from '../engine/model';
 
 /** Documents are cut to this many tokens of body text, BEIR's usual dense-encoder limit. */
@@ -63,5 +63,19 @@ export async function encodeDocuments(
     vectors: results.map((r) => r.vector),
     truncated: fitted.map((f) => f.truncated),
     promptTokens: results.reduce((n, r) => n + r.promptTokens, 0),
+  };
+}
+
+/**
+ * Body tokens a query may keep per mode in `embedder`'s sequences: the whole sequence less the
+ * prompt in `direct` mode; less the prompt, the reasoning budget and its two closing tokens in `reason` mode.
+ *
+ * @example new DenseRetriever({ …, queryTokens: queryTokenBudgets(embedder, 128) })
+ */
+export function queryTokenBudgets(embedder: Embedder, maxReasoningTokens: number): Record<EmbedMode, number> {
+  const perSeq = embedder.session.info.contextPerSequence;
+  return {
+    direct: perSeq - embedder.promptFor('', 'query').length,
+    reason: perSeq - embedder.promptFor('', 'reason').length - maxReasoningTokens - 2,
   };
 }

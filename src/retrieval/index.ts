@@ -8,4 +8,4 @@ export { Bm25Retriever, type Bm25RetrieverOptions } from './bm25';
 export { DenseRetriever, type DenseRetrieverOptions } from './dense';
 export { HybridRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, type HybridRetrieverOptions } from './hybrid';
 export { HttpRetriever, type HttpRetrieverOptions } from './http';
-export { MAX_DOCUMENT_TOKENS, fitText, encodeDocuments, documentTokenBudget, type EncodedDocuments } from './encode';
+export { MAX_DOCUMENT_TOKENS, fitText, encodeDocuments, documentTokenBudget, queryTokenBudgets, type EncodedDocuments } from './encode';
