@@ -165,6 +165,7 @@ export class DocumentIndex {
   #embedder: Embedder | null;
   #owned: { model: Model; embedder: Embedder } | null = null;
   #updating = false;
+  #lastReport: UpdateReport | null = null;
   // The encoder version on disk: a re-encode accepted in memory must be committed even if nothing else changes.
   #committedVersion: number;
 
@@ -268,6 +269,11 @@ export class DocumentIndex {
     return this.#docs.size;
   }
 
+  /** What the last build or update of this object did (null before one). */
+  get lastReport(): UpdateReport | null {
+    return this.#lastReport;
+  }
+
   /** The embedder queries and updates use, or null (BM25 only). */
   get embedder(): Embedder | null {
     return this.#embedder;
@@ -355,7 +361,8 @@ export class DocumentIndex {
     let lock: WriterLock | undefined;
     try {
       lock = await lockStoreDirectory(this.dir);
-      return await this.#apply(embedder, docs, options, lock, building);
+      this.#lastReport = await this.#apply(embedder, docs, options, lock, building);
+      return this.#lastReport;
     } finally {
       this.#updating = false;
       await lock?.release();
