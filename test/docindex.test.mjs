@@ -208,3 +208,20 @@ test('an HNSW index builds, updates and finds what the exact one finds on a smal
   const [b] = await exact.retriever().retrieve(['moon tides'], { topk: 3 });
   assert.deepEqual(a.docs.map((d) => d.id), b.docs.map((d) => d.id));
 });
+
+test('an aborted update keeps what it committed and the next one continues', async () => {
+  const modelPath = await tinyModel();
+  const lora = await writeRandomLora(modelPath, join(fresh('lora'), 'c.gguf'), { seed: 5 });
+  const { embedder } = await embedderFor(modelPath);
+  const dir = join(fresh('idx'), 'index');
+  await DocumentIndex.build(dir, corpusV1, { embedder });
+  const adapted = await embedderFor(modelPath, { lora });
+  const index = await DocumentIndex.open(dir, { embedder: adapted.embedder, reencode: true });
+  const controller = new AbortController();
+  await assert.rejects(index.update(corpusV1, { checkpointSeconds: 0, signal: controller.signal, onCheckpoint: (phase) => { if (phase === 'committed') controller.abort(); } }),
+    (e) => e instanceof SearchR3Error && e.code === 'ERR_ABORTED' && /aborted after 8 of 20 documents; they are committed, run it again to continue/.test(e.message));
+  assert.equal((await DocumentIndex.info(dir)).staleDocuments, 12);
+  const rest = await (await DocumentIndex.open(dir, { embedder: adapted.embedder })).update(corpusV1);
+  assert.deepEqual([rest.reencoded, rest.unchanged], [12, 8]);
+  assert.equal((await DocumentIndex.info(dir)).staleDocuments, 0);
+});
