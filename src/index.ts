@@ -49,3 +49,4 @@ export {
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
+export { EmbedQueue, type EmbedQueueOptions, type EmbedQueueCallOptions, type EmbedSide } from './engine/embed-queue';
