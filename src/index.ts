@@ -50,3 +50,4 @@ export {
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
 export { EmbedQueue, type EmbedQueueOptions, type EmbedQueueCallOptions, type EmbedSide } from './engine/embed-queue';
+export { createServer, SERVER_DEFAULTS, type ServerOptions, type SearchR3Server } from './server/server';

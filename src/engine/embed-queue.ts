@@ -85,6 +85,9 @@ export class EmbedQueue {
     return this.#pendingTexts;
   }
 
+  /** Tokens the embedder has read (prompts) and written (reasoning) for this queue's callers so far. */
+  readonly tokens = { prompt: 0, reasoning: 0 };
+
   /** Texts in the batch now running. */
   get running(): number {
     return this.#runningTexts;
@@ -197,6 +200,10 @@ export class EmbedQueue {
     this.#runningTexts = texts.length;
     try {
       const results = await this.#call(texts, batch[0]!.options, controller.signal);
+      for (const r of results) {
+        this.tokens.prompt += r.promptTokens;
+        this.tokens.reasoning += r.reasoningTokens;
+      }
       let at = 0;
       for (const job of batch) {
         this.#settle(job, true, results.slice(at, at + job.texts.length));
