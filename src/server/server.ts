@@ -111,6 +111,12 @@ export function createServer(options: ServerOptions): SearchR3Server {
       throw new HttpError(401, 'missing or wrong API key: send "Authorization: Bearer <key>"', { code: 'invalid_api_key' });
     });
   }
+  let draining = false;
+  // While draining, answers close their connection: a keep-alive socket would otherwise hold the
+  // close open until the client's idle timeout, long after the last request was answered.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
     metrics.observe(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
@@ -140,6 +146,7 @@ export function createServer(options: ServerOptions): SearchR3Server {
       return app.listen({ host, port });
     },
     close() {
+      draining = true;
       closing ??= app.close().then(() => queue.close());
       return closing;
     },
