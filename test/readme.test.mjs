@@ -29,6 +29,8 @@ const SKIPPED = new Map([
   ['search-r3 train sft --model M.gguf --train FILE --out ADAPTER.gguf [...]', 'synopsis'],
   ['search-r3 train sft --model base-embed.gguf --train pairs.jsonl --out stage1.lora.gguf [--eval BEIR_DIR] [--steps 100] [--batch 8] [--accumulate 1] [--lr 1e-4] [--warmup N] [--schedule cosine] [--lora-rank 8] [--lora-alpha 16] [--lora-targets attn_q,attn_k,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature 0.05] [--margin 0.2] [--hard-negatives 1] [--max-tokens 256] [--checkpoint-every 50] [--lean-memory] [--resume | --force] [--json]', 'synopsis'],
   ['search-r3 embed base-embed.gguf --lora stage1.lora.gguf "a query"', 'needs the adapter of the synopsis line above (train-run tests train one)'],
+  ['search-r3 serve [DIR] --model M.gguf [...]', 'synopsis'],
+  ['search-r3 serve [DIR] --model M.gguf [--lora A.gguf] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--timeout 120] [--body-limit 1048576] [--max-queue 1024] [--sequences 8] [--max-tokens 512] [--threads N]', 'synopsis (a server runs until stopped; test/server-cli.test.mjs runs it)'],
 ]);
 
 /** Every fenced block: its language, its tag (```js fragment) and its text. */

@@ -3,13 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { root, tinyModel } from './helpers/models.mjs';
+import { lib, root, tempDir, tinyModel } from './helpers/models.mjs';
 
 const bin = join(root, 'bin', 'search-r3.js');
 const run = (args, env = {}) => spawnSync(process.execPath, [bin, 'serve', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
 
-test('serve refuses a non-loopback host without a key, a missing --model and a DIR, exit 2, before loading anything', () => {
+test('serve refuses a non-loopback host without a key, a missing --model, a bad port (exit 2, before loading anything) and a DIR that is no index', () => {
   const open = run(['--model', 'no-such.gguf', '--host', '0.0.0.0']);
   assert.equal(open.status, 2);
   assert.match(open.stderr, /^search-r3 serve: --host 0\.0\.0\.0 is not a loopback address: give --api-key KEY \(or \$SEARCH_R3_API_KEY\)/);
@@ -22,6 +23,9 @@ test('serve refuses a non-loopback host without a key, a missing --model and a D
   const missing = run(['--model', 'no-such.gguf']);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no-such\.gguf/);
+  const noIndex = run([tempDir(), '--model', 'm.gguf']);
+  assert.equal(noIndex.status, 1);
+  assert.match(noIndex.stderr, /^search-r3 serve: .*search-r3-test-/);
 });
 
 /** Starts `search-r3 serve` and resolves with the child and the URL it printed. */
@@ -42,13 +46,25 @@ function startServe(args, env) {
   return { child, url, exited };
 }
 
-test('serve: the key from $SEARCH_R3_API_KEY is required; SIGTERM answers the requests in flight, then exits 0', async () => {
-  const { child, url: urlP, exited } = startServe(['--model', await tinyModel(), '--port', '0', '--threads', '1', '--sequences', '4'], { SEARCH_R3_API_KEY: 'k3y' });
+const corpus = ['tides follow the moon', 'magma rises in volcanoes', 'yeast makes bread rise', 'rivers end in deltas'].map((contents, i) => ({ id: `d${i}`, contents }));
+
+test('serve DIR: the index\'s model, /retrieve as the library; the key from $SEARCH_R3_API_KEY; SIGTERM answers the requests in flight, then exits 0', async () => {
+  const model = await lib.Model.load(await tinyModel());
+  const embedder = await lib.Embedder.create(model, { sequences: 4, threads: 1 });
+  const dir = join(mkdtempSync(join(tempDir(), 'serve-cli-')), 'idx');
+  const index = await lib.DocumentIndex.build(dir, corpus, { embedder });
+  const want = await index.retriever().retrieve(['moon and tides', 'bread'], { topk: 2 });
+  embedder.dispose();
+  model.dispose();
+  // No --model: the one that encoded the index.
+  const { child, url: urlP, exited } = startServe([dir, '--port', '0', '--threads', '1', '--sequences', '4'], { SEARCH_R3_API_KEY: 'k3y' });
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   try {
     const url = await urlP;
     const post = (body, key = 'k3y') => fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) });
     assert.equal((await post({ input: 'x' }, 'nope')).status, 401);
+    const retrieve = await fetch(`${url}/retrieve`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k3y' }, body: JSON.stringify({ queries: ['moon and tides', 'bread'], topk: 2 }) });
+    assert.deepEqual(await retrieve.json(), { result: want.map((r) => r.docs.map((d) => ({ id: d.id, contents: d.contents }))) });
     const inFlight = [
       ...Array.from({ length: 3 }, (_, i) => post({ input: `reason about ${i}`, mode: 'reason', max_reasoning_tokens: 120 })),
       post({ input: ['direct one', 'direct two'] }),

@@ -4,11 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { lib, maxAbsDiff, tinyModel } from './helpers/models.mjs';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { lib, maxAbsDiff, tempDir, tinyModel } from './helpers/models.mjs';
 
 const require = createRequire(import.meta.url);
 const OpenAI = require('openai').default;
-const { Model, Embedder, EmbedQueue, createServer } = lib;
+const { Model, Embedder, EmbedQueue, createServer, DocumentIndex } = lib;
 
 const corpus = [
   { id: 'd1', contents: '"Rivers"\nA river carries water from the hills to the sea.' },
@@ -236,4 +238,30 @@ test('a client that disconnects takes its texts out of the queue; a request past
   const late = await post(timed.url, '/v1/embeddings', { input: ['think a while'], mode: 'reason', max_reasoning_tokens: 400 });
   assert.equal(late.status, 504);
   assert.equal((await late.json()).error.code, 'timeout');
+});
+
+test('over a DocumentIndex: /retrieve and /search equal the index\'s own retrievers, and share the embedder with /v1/embeddings', async () => {
+  const dir = join(mkdtempSync(join(tempDir(), 'serve-index-')), 'idx');
+  const built = await DocumentIndex.build(dir, corpus, { embedder });
+  const queue = EmbedQueue.create(embedder);
+  // The served index embeds its queries through the queue, as search-r3 serve DIR opens it.
+  const served = await DocumentIndex.open(dir, { embedder: queue.asEmbedder() });
+  const { url } = await start({ queue, retriever: served.retriever(), hybrid: served.retriever({ hybrid: true }) });
+  const queries = ['water to the sea', 'hard stone', 'red leaves'];
+  const dense = await built.retriever().retrieve(queries, { topk: 3 });
+  const hybrid = await built.retriever({ hybrid: true }).retrieve(queries, { topk: 3 });
+  const [retrieved, searched, embedded] = await Promise.all([
+    post(url, '/retrieve', { queries, topk: 3, return_scores: true }).then((r) => r.json()),
+    post(url, '/search', { queries, topk: 3, hybrid: true }).then((r) => r.json()),
+    post(url, '/v1/embeddings', { input: queries }).then((r) => r.json()),
+  ]);
+  retrieved.result.forEach((list, q) => {
+    assert.deepEqual(list.map((x) => x.document), dense[q].docs.map((d) => ({ id: d.id, contents: d.contents })), `query ${q}`);
+    list.forEach((x, i) => assert.ok(Math.abs(x.score - dense[q].docs[i].score) <= 1e-4));
+  });
+  searched.results.forEach((r, q) => {
+    assert.deepEqual(r.docs.map((d) => d.id), hybrid[q].docs.map((d) => d.id), `hybrid query ${q}`);
+    assert.deepEqual(Object.keys(r.docs[0].scores ?? {}).sort(), Object.keys(hybrid[q].docs[0].scores ?? {}).sort());
+  });
+  assert.equal(embedded.data.length, 3, 'the concurrent embeddings request was served too (no ERR_BUSY)');
 });

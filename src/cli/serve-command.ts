@@ -1,5 +1,8 @@
-import { Embedder, EMBEDDER_DEFAULTS } from '../engine/embedder';
+import { DocumentIndex, type IndexInfo } from '../docindex/index';
+import { EmbedQueue } from '../engine/embed-queue';
+import { Embedder, EMBEDDER_DEFAULTS, type EmbedderOptions } from '../engine/embedder';
 import { Model } from '../engine/model';
+import type { TextRetriever } from '../retrieval/types';
 import { isLoopbackHost } from '../server/auth';
 import { createServer, SERVER_DEFAULTS } from '../server/server';
 import { checkInputs } from '../util/output';
@@ -15,8 +18,8 @@ export const SERVE = defineCommand({
   name: 'serve', usage: '[DIR] --model M.gguf',
   summary: 'Serves the model over HTTP: OpenAI-compatible POST /v1/embeddings, and Search-R1 /retrieve and /search over the document index DIR.',
   flags: {
-    model: { type: 'string', value: 'M.gguf', help: 'the embedding model (required)' },
-    lora: { type: 'string', value: 'A.gguf', help: 'LoRA adapter GGUF applied at scale 1' },
+    model: { type: 'string', value: 'M.gguf', help: 'the embedding model (required without DIR; with DIR, default: the one that encoded it)' },
+    lora: { type: 'string', value: 'A.gguf', help: 'LoRA adapter GGUF applied at scale 1 (with DIR, default: the one that encoded it)' },
     host: { type: 'string', value: 'ADDR', default: SERVER_DEFAULTS.host, help: 'address to bind; a non-loopback one needs --api-key' },
     port: { type: 'string', value: 'N', default: SERVER_DEFAULTS.port, help: 'TCP port (0 = any free port)' },
     'api-key': { type: 'string', value: 'KEY', help: `require "Authorization: Bearer KEY" (default: $${API_KEY_ENV} if set)` },
@@ -24,7 +27,7 @@ export const SERVE = defineCommand({
     'body-limit': { type: 'string', value: 'BYTES', default: SERVER_DEFAULTS.bodyLimit, help: 'largest request body (413 beyond)' },
     'max-queue': { type: 'string', value: 'N', default: SERVER_DEFAULTS.maxPending, help: 'texts waiting at most; beyond, 503 with Retry-After' },
     sequences: { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.sequences, help: 'texts decoded in parallel (concurrent requests share them)' },
-    'max-tokens': { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.contextPerSequence, help: 'token budget per text; longer texts are shortened' },
+    'max-tokens': { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.contextPerSequence, help: 'token budget per text; longer texts are shortened (with DIR: the index\'s)' },
     threads: { type: 'string', value: 'N', default: 'all hardware threads', help: 'CPU threads' },
   },
 });
@@ -41,13 +44,31 @@ function nextShutdownSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => onShutdownSignal(resolve));
 }
 
+/** What serving DIR needs: the index's record, read before any model loads. */
+interface Served { dir: string; info: IndexInfo }
+
+/** The embedder options: the index's settings and template when serving one, so queries match its vectors. */
+function embedderOptions(served: Served | null, values: Record<string, unknown>): EmbedderOptions {
+  const sequences = intFlag(values.sequences, 'sequences', 1, 256);
+  const threads = intFlag(values.threads, 'threads', 1, 1024);
+  if (!served) return { sequences, threads, contextPerSequence: intFlag(values['max-tokens'], 'max-tokens', 16, 1 << 20) };
+  if (values['max-tokens'] !== undefined) throw new UsageError(`--max-tokens cannot be given with DIR: the index ${served.dir} fixes it (${served.info.settings.contextPerSequence})`);
+  const { settings, identity } = served.info;
+  return { sequences, threads, mode: settings.mode, maxReasoningTokens: settings.maxReasoningTokens, contextPerSequence: settings.contextPerSequence, template: identity.template };
+}
+
+/** The index in DIR opened over the queue's view of the embedder (ERR_MODEL if another model or adapter encoded it). */
+async function indexRetrievers(served: Served, queue: EmbedQueue): Promise<{ retriever: TextRetriever; hybrid: TextRetriever }> {
+  const index = await DocumentIndex.open(served.dir, { embedder: queue.asEmbedder() });
+  return { retriever: index.retriever(), hybrid: index.retriever({ hybrid: true }) };
+}
+
 export async function serveCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
   const args = SERVE.parse(argv, out);
   if (!args) return 0;
   const { values, positionals } = args;
-  if (typeof values.model !== 'string') throw new UsageError(`missing --model; usage: ${SERVE.usageLine}`);
   if (positionals.length > 1) throw new UsageError(`one DIR at most, got ${positionals.length}; usage: ${SERVE.usageLine}`);
-  if (positionals.length === 1) throw new UsageError('serving a document index DIR is not in this build yet; serve the model alone (no DIR) for /v1/embeddings');
+  if (typeof values.model !== 'string' && positionals.length === 0) throw new UsageError(`missing --model; usage: ${SERVE.usageLine}`);
   const host = typeof values.host === 'string' ? values.host : SERVER_DEFAULTS.host;
   const apiKey = apiKeyOf(values['api-key']);
   // Refused before the weights load, so the mistake costs nothing.
@@ -57,18 +78,21 @@ export async function serveCommand(argv: string[], out: NodeJS.WritableStream): 
   const port = intFlag(values.port, 'port', 0, 65535) ?? SERVER_DEFAULTS.port;
   const timeoutS = numFlag(values.timeout, 'timeout', 0.001, 86400) ?? SERVER_DEFAULTS.timeoutMs / 1000;
   const bodyLimit = intFlag(values['body-limit'], 'body-limit', 1024, 1 << 30);
-  const maxPending = intFlag(values['max-queue'], 'max-queue', 1, 1 << 24);
-  const sequences = intFlag(values.sequences, 'sequences', 1, 256);
-  const contextPerSequence = intFlag(values['max-tokens'], 'max-tokens', 16, 1 << 20);
-  const threads = intFlag(values.threads, 'threads', 1, 1024);
-  const inputs = [{ path: values.model, name: '--model' }];
-  if (typeof values.lora === 'string') inputs.push({ path: values.lora, name: '--lora' });
+  const maxPending = intFlag(values['max-queue'], 'max-queue', 1, 1 << 24) ?? SERVER_DEFAULTS.maxPending;
+  const served = positionals[0] === undefined ? null : { dir: positionals[0], info: await DocumentIndex.info(positionals[0]) };
+  const options = embedderOptions(served, values);
+  const modelPath = typeof values.model === 'string' ? values.model : served!.info.identity.model.path;
+  const loraPath = typeof values.lora === 'string' ? values.lora : served?.info.identity.lora?.path;
+  const inputs = [{ path: modelPath, name: '--model' }];
+  if (loraPath !== undefined) inputs.push({ path: loraPath, name: '--lora' });
   await checkInputs(inputs);
-  const model = await Model.load(values.model);
+  const model = await Model.load(modelPath);
   try {
-    const lora = typeof values.lora === 'string' ? await model.loadLora(values.lora) : undefined;
-    const embedder = await Embedder.create(model, { sequences, threads, contextPerSequence, lora });
-    const server = createServer({ embedder, host, port, apiKey, timeoutMs: Math.round(timeoutS * 1000), bodyLimit, queueOptions: { maxPending } });
+    const lora = loraPath === undefined ? undefined : await model.loadLora(loraPath);
+    const embedder = await Embedder.create(model, { ...options, lora });
+    const queue = EmbedQueue.create(embedder, { maxPending });
+    const retrievers = served ? await indexRetrievers(served, queue) : {};
+    const server = createServer({ queue, ...retrievers, host, port, apiKey, timeoutMs: Math.round(timeoutS * 1000), bodyLimit });
     let url: string;
     try {
       url = await server.listen();
@@ -78,7 +102,7 @@ export async function serveCommand(argv: string[], out: NodeJS.WritableStream): 
       throw e;
     }
     const signal = nextShutdownSignal();
-    out.write(`search-r3 serve: listening on ${url}\n`);
+    out.write(`search-r3 serve: listening on ${url}${served ? ` (document index ${served.dir}, ${served.info.documents} documents)` : ''}\n`);
     const got = await signal;
     process.stderr.write(`search-r3 serve: ${got}: answering the requests in flight, then exiting (send it again to stop at once)\n`);
     await server.close();

@@ -131,6 +131,24 @@ export class EmbedQueue {
   }
 
   /**
+   * The embedder seen through this queue, for code that takes an `Embedder` (a `DenseRetriever`,
+   * a `DocumentIndex`) and must share batches with the queue's other callers instead of meeting
+   * ERR_BUSY: it has the embedder's fields and methods, but `embed` and `embedDocuments` go through
+   * the queue (`onProgress` is told once, when the texts are done) and `dispose` does nothing (the
+   * embedder stays its owner's).
+   */
+  asEmbedder(): Embedder {
+    const view = Object.create(this.embedder) as Embedder;
+    const done = <T>(o: { onProgress?: (d: number, t: number) => void } | undefined, n: number, r: T): T => { o?.onProgress?.(n, n); return r; };
+    const embed: Embedder['embed'] = async (texts, o = {}) =>
+      done(o, texts.length, await this.embed(texts, { mode: o.mode, maxReasoningTokens: o.maxReasoningTokens, signal: o.signal }));
+    const embedDocuments: Embedder['embedDocuments'] = async (texts, o = {}) =>
+      done(o, texts.length, await this.embed(texts, { side: 'document', signal: o.signal }));
+    Object.defineProperties(view, { embed: { value: embed }, embedDocuments: { value: embedDocuments }, dispose: { value: () => {} } });
+    return view;
+  }
+
+  /**
    * Refuses new calls (ERR_DISPOSED) and resolves once every accepted one has settled: the waiting
    * texts still run. A server's graceful shutdown awaits this before disposing the embedder.
    */
