@@ -199,6 +199,8 @@ test('an API key is checked on every route but /health (401 otherwise); a non-lo
   await assert.rejects(new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong', maxRetries: 0 }).embeddings.create({ model: 'm', input: 'x' }), (e) => e.status === 401);
   assert.throws(() => createServer({ embedder, host: '0.0.0.0' }), /host 0\.0\.0\.0 is not a loopback address.*apiKey/);
   assert.doesNotThrow(() => createServer({ embedder, host: '::1' }));
+  assert.throws(() => createServer({ embedder, queue: EmbedQueue.create(embedder) }), /either a queue, or an embedder/);
+  assert.throws(() => createServer({ embedder, prot: 1 }), /Unknown option "prot" in options; did you mean "port"\?/);
 });
 
 test('a body over the limit is a 413; a full queue is a 503 with Retry-After while accepted requests succeed', async () => {

@@ -77,6 +77,9 @@ function resolveOptions(options: ServerOptions): Required<Pick<ServerOptions, 'h
   }
   if (options.queue !== undefined && !(options.queue instanceof EmbedQueue)) throw new TypeError(expected('EmbedQueue', 'queue', options.queue));
   if (options.queue === undefined && options.embedder === undefined) throw new TypeError('createServer needs an embedder (or a queue in front of one)');
+  if (options.queue !== undefined && (options.embedder !== undefined || options.queueOptions !== undefined)) {
+    throw new TypeError('give createServer either a queue, or an embedder (with queueOptions), not both');
+  }
   const queue = options.queue ?? EmbedQueue.create(options.embedder!, { maxPending: SERVER_DEFAULTS.maxPending, ...options.queueOptions });
   return { host, port, bodyLimit, timeoutMs, queue };
 }
