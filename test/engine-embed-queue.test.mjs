@@ -22,6 +22,11 @@ function countCalls(embedder) {
   return calls;
 }
 
+/** Resolves once `cond()` holds (the queue forms a batch one event-loop turn after callers arrive). */
+async function until(cond) {
+  while (!cond()) await new Promise((r) => setTimeout(r, 1));
+}
+
 async function setup(options = {}) {
   const model = track(await Model.load(await tinyModel()));
   const embedder = track(await Embedder.create(model, { sequences: 4, threads: 1, ...options }));
@@ -43,8 +48,8 @@ test('EmbedQueue: 64 concurrent callers get the vectors of sequential calls, in 
     assert.ok(maxAbsDiff(r[0].vector, sequential[i].vector) <= 1e-4, `caller ${i}: ${maxAbsDiff(r[0].vector, sequential[i].vector)}`);
     assert.equal(r[0].promptTokens, sequential[i].promptTokens);
   }
-  // The first caller runs alone; the 63 that arrived meanwhile fill batches of maxBatch (16).
-  assert.deepEqual(calls, [1, 16, 16, 16, 15]);
+  // Callers arriving together share batches of maxBatch (4 sequences × 4 = 16).
+  assert.deepEqual(calls, [16, 16, 16, 16]);
   assert.equal(queue.pending, 0);
 });
 
@@ -74,7 +79,8 @@ test('EmbedQueue: sides, modes and budgets are batched apart and equal the embed
 test('EmbedQueue: a full queue rejects with ERR_OVERLOADED and the accepted callers still succeed', async () => {
   const { embedder } = await setup();
   const queue = EmbedQueue.create(embedder, { maxPending: 3 });
-  const first = queue.embed(['runs at once']); // taken into a batch: no longer waiting
+  const first = queue.embed(['runs at once']);
+  await until(() => queue.running === 1); // taken into a batch: no longer waiting
   const waiting = [queue.embed(['a', 'b']), queue.embed(['c'])];
   assert.equal(queue.pending, 3);
   await assert.rejects(queue.embed(['one too many']), (e) => e.code === 'ERR_OVERLOADED' && /3 of 3 texts waiting/.test(e.message));
@@ -89,6 +95,7 @@ test('EmbedQueue: an aborted caller is released and the other callers of its bat
   const running = new AbortController();
   const waiting = new AbortController();
   const first = queue.embed(['cancel me while running'], { signal: running.signal });
+  await until(() => queue.running === 1);
   const second = queue.embed(['cancel me while waiting'], { signal: waiting.signal });
   const kept = queue.embed(['keep me']);
   assert.equal(queue.pending, 2);

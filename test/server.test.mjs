@@ -52,7 +52,7 @@ after(async () => {
 });
 
 async function start(options = {}) {
-  const server = createServer({ embedder, port: 0, ...options });
+  const server = createServer({ ...(options.queue ? {} : { embedder }), port: 0, ...options });
   servers.push(server);
   return { server, url: await server.listen() };
 }

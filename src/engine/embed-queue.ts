@@ -188,6 +188,10 @@ export class EmbedQueue {
 
   async #loop(): Promise<void> {
     while (this.#jobs.length > 0) {
+      // One turn of the event loop first, so callers arriving together (a batch's callers calling
+      // again as their results land, requests parsed in the same I/O phase) share the batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.#jobs.length === 0) break;
       const batch = this.#take();
       await this.#run(batch);
     }
