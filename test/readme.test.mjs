@@ -38,6 +38,11 @@ const SKIPPED = new Map([
   ['search-r3 index update DIR --corpus CORPUS [--lora A.gguf] [--sequences N] [--threads N] [--json]', 'synopsis'],
   ['search-r3 index info DIR [--json]', 'synopsis'],
   ['search-r3 search DIR [--mode direct|reason] [--hybrid] [--topk 10] [--threads N] [--json] "query" …', 'synopsis'],
+  ['search-r3 serve [DIR] --model M.gguf [...]', 'synopsis'],
+  ['search-r3 serve notes.index', 'a server runs until stopped; test/server-cli.test.mjs serves an index and stops it'],
+  [`curl -s localhost:8080/retrieve -H 'content-type: application/json' -d '{"queries": ["tax return"], "topk": 3}'`, 'needs the server of the line above'],
+  [`curl -s localhost:8080/v1/embeddings -H 'content-type: application/json' -d '{"input": "tax return"}'`, 'needs the server of the line above'],
+  ['search-r3 serve [DIR] --model M.gguf [--lora A.gguf] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--timeout 120] [--body-limit 1048576] [--max-queue 1024] [--sequences 8] [--max-tokens 512] [--threads N]', 'synopsis (a server runs until stopped; test/server-cli.test.mjs runs it)'],
 ]);
 
 /** Every fenced block: its language, its tag (```js fragment) and its text. */

@@ -11,6 +11,18 @@ import { UsageError } from './args';
 const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const; // 128 + signal number, as shells report
 let installed = false;
 let stdoutClosed = false;
+let shutdownHandler: ((signal: NodeJS.Signals) => void) | null = null;
+
+/**
+ * Lets a long-running command (`serve`) take the next SIGINT/SIGTERM itself, to finish its work
+ * before it exits; the handler is used once, so a second signal exits at once as usual. `null`
+ * restores the default.
+ *
+ * @example onShutdownSignal((signal) => server.close().then(…));
+ */
+export function onShutdownSignal(handler: ((signal: NodeJS.Signals) => void) | null): void {
+  shutdownHandler = handler;
+}
 
 /**
  * Installs the CLI's process handlers (once): SIGINT/SIGTERM remove the temporary files being
@@ -25,6 +37,12 @@ export function installCliProcessHandlers(): void {
   installed = true;
   for (const [signal, code] of Object.entries(SIGNAL_EXIT_CODES)) {
     process.on(signal, () => {
+      const handler = shutdownHandler;
+      if (handler) {
+        shutdownHandler = null;
+        handler(signal as NodeJS.Signals);
+        return;
+      }
       removeLiveTempFiles();
       process.exit(code);
     });

@@ -66,6 +66,8 @@ export interface EmbedderOptions {
 export interface EmbedCallOptions {
   /** Overrides the embedder's mode for this call. */
   mode?: EmbedMode;
+  /** Overrides the embedder's reasoning budget for this call (reason mode; 1 … 2^20). */
+  maxReasoningTokens?: number;
   signal?: AbortSignal;
   /** Called after each chunk with the texts done so far. */
   onProgress?: (done: number, total: number) => void;
@@ -166,14 +168,15 @@ export class Embedder implements AsyncDisposable {
 
   /** Embeds queries (in the embedder's mode, or `options.mode`). */
   async embed(texts: string[], options: EmbedCallOptions = {}): Promise<EmbedResult[]> {
-    checkKeys(options, ['mode', 'signal', 'onProgress'], 'options');
+    checkKeys(options, ['mode', 'maxReasoningTokens', 'signal', 'onProgress'], 'options');
     const mode = options.mode ?? this.#options.mode;
     assertOneOf(mode, 'mode', ['direct', 'reason'] as const);
+    if (options.maxReasoningTokens !== undefined) assertInteger(options.maxReasoningTokens, 'maxReasoningTokens', 1, 1 << 20);
     return this.#embedAll(texts, mode === 'reason' ? 'reason' : 'query', options);
   }
 
   /** Embeds documents (always the direct form, with the document instruction). */
-  async embedDocuments(texts: string[], options: Omit<EmbedCallOptions, 'mode'> = {}): Promise<EmbedResult[]> {
+  async embedDocuments(texts: string[], options: Omit<EmbedCallOptions, 'mode' | 'maxReasoningTokens'> = {}): Promise<EmbedResult[]> {
     checkKeys(options, ['signal', 'onProgress'], 'options');
     return this.#embedAll(texts, 'document', options);
   }
@@ -196,7 +199,7 @@ export class Embedder implements AsyncDisposable {
       return side === 'reason'
         ? {
             prompt,
-            maxTokens: Math.min(this.#options.maxReasoningTokens, perSeq - prompt.length - 1),
+            maxTokens: Math.min(options.maxReasoningTokens ?? this.#options.maxReasoningTokens, perSeq - prompt.length - 1),
             temperature: this.#options.temperature,
             seed: this.#options.seed,
             embedToken: this.#embedToken,

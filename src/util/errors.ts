@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'ERR_STORE' // a vector store on disk is missing, corrupt, of another version, or being saved by another writer
   | 'ERR_NATIVE' // llama.cpp or ggml reported a failure
   | 'ERR_TRAIN' // training diverged or cannot proceed
-  | 'ERR_REMOTE'; // a remote service (an HTTP retriever) refused, timed out, or answered out of protocol
+  | 'ERR_REMOTE' // a remote service (an HTTP retriever) refused, timed out, or answered out of protocol
+  | 'ERR_OVERLOADED'; // a bounded request queue is full: try again later (the server answers 503)
 
 /**
  * An engine or input failure with a fixed string `code` for programs to switch on.
