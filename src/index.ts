@@ -49,3 +49,14 @@ export {
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
+export {
+  Bm25Retriever, DenseRetriever, HybridRetriever, HttpRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, MAX_TOPK,
+  type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
+  type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,
+} from './retrieval/index';
+export {
+  DocumentIndex, readCorpus, titledContents, TEXT_EXTENSIONS,
+  type Corpus, type CorpusDoc, type CorpusKind, type BuildOptions, type OpenOptions, type OpenWithModelOptions, type UpdateOptions,
+  type UpdateReport, type IndexInfo, type IndexRetrieverOptions, type CorpusInput, type CheckpointPhase, type EncoderIdentity, type FileRef,
+  type IndexSettings,
+} from './docindex/index';
