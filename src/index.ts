@@ -60,3 +60,7 @@ export {
   type UpdateReport, type IndexInfo, type IndexRetrieverOptions, type CorpusInput, type CheckpointPhase, type EncoderIdentity, type FileRef,
   type IndexSettings,
 } from './docindex/index';
+export * from './agent/index';
+export {
+  readQaJsonl, writeQaJsonl, writeFlashragCorpus, syntheticQa, writeSyntheticQa, type QaItem, type SyntheticQa,
+} from './eval/qa-data';
