@@ -64,12 +64,13 @@ function pathOf(item: QaItem): string[] {
 }
 
 /**
- * The next search of a multi-hop question: the title of the first document on its path not yet
- * retrieved, provided the document before it was (the name is read there); null when there is none.
+ * The next search of a question with a path: the title of the first document on it not yet
+ * retrieved, provided the document before it was (that name is read there; the first document's
+ * title is the question's own description in the corpus's words); null when there is none.
  */
 function nextHop(p: Pending, contents: ReadonlyMap<string, string> | undefined): string | null {
   const k = p.path.findIndex((id) => !p.retrieved.has(id));
-  if (k <= 0 || !p.retrieved.has(p.path[k - 1]!)) return null;
+  if (k < 0 || (k > 0 && !p.retrieved.has(p.path[k - 1]!))) return null;
   const title = titleOf(contents?.get(p.path[k]!));
   return title === null || p.t.searches.includes(title) ? null : title;
 }
@@ -82,10 +83,10 @@ function turn(think: string, tag: 'search' | 'answer', content: string): string 
  * Writes supervised trajectories by a fixed rule: the model searches with the question; the
  * retrieved documents come back as `<information>` (masked out of the loss later); when that text
  * holds a gold answer (SQuAD-normalised substring), the model answers with the first gold answer
- * the text holds; otherwise, for a multi-hop question, it searches for the title of the next
- * document on the question's path that was not retrieved yet — the entity a bridge document names —
- * and looks again, up to `maxTurns` searches (a name is only searched once it was read: the
- * document before it on the path must have been retrieved). Questions whose answer is never retrieved are skipped
+ * the text holds; otherwise, for a question with a path (`metadata.bridges`/`target`, as synthetic
+ * QA has), it searches for the title of the next document on the path not retrieved yet — first
+ * the bridge's own title, then the entity a retrieved bridge names — and looks again, up to
+ * `maxTurns` searches (a later name is only searched once the document naming it was retrieved). Questions whose answer is never retrieved are skipped
  * (listed), never answered from nowhere. Every trajectory is in Search-R1's valid format. All
  * questions of a round are retrieved in one batched call.
  *
