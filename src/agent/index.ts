@@ -17,3 +17,4 @@ export {
   type QaRewardName, type QaRewardFunction, type QaRollout, type FormatCheck, type EmFormatScores,
 } from './rewards';
 export { WARMUP_THINK, warmupTrajectories, warmupSequences, type WarmupOptions, type WarmupSet } from './warmup';
+export { directMethod, ragMethod, type QaMethod, type QaOutput, type BaselineOptions, type RagOptions } from './methods';
