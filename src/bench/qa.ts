@@ -185,6 +185,9 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
     const perSequence = Math.min(loaded.model.info.contextLength, 1024 + 256 * o.topk + o.maxTokens);
     session = await loaded.model.createSession({ sequences: o.sequences, contextSize: perSequence * o.sequences, ...(o.threads === null ? {} : { threads: o.threads }) });
     if (lora) session.setLoras([{ adapter: lora, scale: 1 }]);
+    // One untimed decode of every sequence first: the first decodes of a session pay one-off costs
+    // (buffer allocation, weight repacking) that would otherwise be charged to whichever method runs first.
+    await session.generate(Array.from({ length: o.sequences }, () => 'Answer the given question.'), { maxTokens: 2 });
     const methods: QaMethod[] = o.methods.map((m) => (m === 'direct'
       ? directMethod({ session: session!, maxTokens: o.maxTokens })
       : ragMethod({ session: session!, retriever, topk: o.topk, maxTokens: o.maxTokens })));
