@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:http';
 import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
 
 const require = createRequire(import.meta.url);
@@ -121,7 +122,7 @@ test('search-r3-bench --task qa: usage errors exit 2 with one line', async () =>
   for (const [argv, message] of [
     [['--task', 'qa', '--qa', qa], /--qa needs --corpus/],
     [['--task', 'qa', '--methods', 'agent'], /Expected a comma-separated list of direct, rag for --methods but received "agent"/],
-    [['--task', 'qa', '--retriever', 'dense'], /Expected bm25 or an http\(s\) URL for --retriever but received "dense"/],
+    [['--task', 'qa', '--retriever', 'sparse'], /Expected bm25, dense, hybrid or an http\(s\) URL for --retriever but received "sparse"/],
     [['--task', 'qa', '--topk', '0'], /--topk/],
     [['--task', 'qa', '--dataset', 'x'], /--dataset/],
   ]) {
@@ -133,4 +134,51 @@ test('search-r3-bench --task qa: usage errors exit 2 with one line', async () =>
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^usage: search-r3-bench --task qa/);
   assert.equal(existsSync(join(tempDir(), 'never.json')), false);
+});
+
+async function qaDir(name) {
+  const dir = join(tempDir(), name);
+  const qa = syntheticQa(makeSyntheticDataset({ seed: 4, docs: 30, queries: 12, multiHopFraction: 0.5 }));
+  await writeSyntheticQa(dir, qa);
+  return { dir, qa, base: ['--task', 'qa', '--qa', join(dir, 'test.jsonl'), '--corpus', join(dir, 'corpus.jsonl'), '--model', await tinyModel(),
+    '--max-tokens', '4', '--latency-questions', '1', '--sequences', '2', '--threads', '2', '--methods', 'rag', '--quiet'] };
+}
+
+test('--task qa --retriever URL sends each question to a Search-R1 /retrieve server', async () => {
+  const { dir, qa, base } = await qaDir('bench-qa-url');
+  const seen = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const { queries, topk } = JSON.parse(body);
+      seen.push(...queries.map((q) => [q, topk]));
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ result: queries.map(() => [{ document: { id: qa.corpus[0].id, contents: qa.corpus[0].contents }, score: 1 }]) }));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/retrieve`;
+    const json = join(dir, 'url.json');
+    const r = await bench([...base, '--retriever', url, '--topk', '2', '--json', json]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    assert.equal(report.retriever, url);
+    // Every question once in the batched pass, then the first one again for latency.
+    const questions = qa.questions.test.map((q) => q.question);
+    assert.deepEqual(seen, [...questions, questions[0]].map((q) => [q, 2]));
+  } finally {
+    server.close();
+  }
+});
+
+test('--task qa --retriever hybrid embeds the corpus with the model and fuses it with BM25', async () => {
+  const { dir, base } = await qaDir('bench-qa-hybrid');
+  const json = join(dir, 'hybrid.json');
+  const r = await bench([...base, '--retriever', 'hybrid', '--json', json]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(readFileSync(json, 'utf8'));
+  assert.equal(report.retriever, 'hybrid');
+  assert.equal(report.methods[0].searchesPerQuestion, 1);
 });

@@ -6,13 +6,10 @@ import type { Session } from '../engine/session';
 import { exactMatch, f1Score, substringMatch } from '../eval/qa';
 import { readQaJsonl, syntheticQa, type QaItem } from '../eval/qa-data';
 import { makeSyntheticDataset } from '../eval/synthetic';
-import { Bm25Retriever } from '../retrieval/bm25';
-import { HttpRetriever } from '../retrieval/http';
-import type { TextRetriever } from '../retrieval/types';
-import { Bm25Index } from '../store/bm25';
 import { startProgress } from '../util/progress';
 import { assertBoolean, assertInteger, assertString, checkKeys, expected } from '../util/validate';
 import { DEMO_DATASET } from './dataset';
+import { checkQaRetriever, openQaRetriever, type OpenedRetriever } from './qa-retriever';
 import { QA_METHOD_NAMES, type HopScores, type QaBenchReport, type QaMethodName, type QaMethodResult, type QaScores } from './qa-types';
 import { loadBenchModel, UNTRAINED_NOTE } from './run';
 import { mean, msSince, rate, summarizeLatency } from './stats';
@@ -27,7 +24,10 @@ export interface QaBenchOptions {
   model?: string;
   /** LoRA adapter applied at scale 1. */
   lora?: string;
-  /** `bm25` (default, over the corpus) or a Search-R1 `/retrieve` URL (http or https). */
+  /**
+   * `bm25` (default), `dense` (the model's own `<|embed_token|>` embeddings of the corpus, direct
+   * mode), `hybrid` (both, reciprocal-rank fused), or a Search-R1 `/retrieve` URL (http or https).
+   */
   retriever?: string;
   /** Which methods run (report order: direct, rag). Default both. */
   methods?: QaMethodName[];
@@ -57,7 +57,7 @@ function resolve(options: QaBenchOptions) {
     throw new TypeError(`options.${options.qa === undefined ? 'corpus' : 'qa'} needs options.${options.qa === undefined ? 'qa' : 'corpus'}: questions and the corpus they are answered from go together`);
   }
   const retriever = options.retriever ?? 'bm25';
-  if (retriever !== 'bm25' && !/^https?:\/\//.test(retriever)) throw new TypeError(expected('"bm25" or an http(s) URL', 'options.retriever', retriever));
+  checkQaRetriever(retriever, 'options.retriever');
   const methods = options.methods ?? [...QA_METHOD_NAMES];
   if (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !(QA_METHOD_NAMES as readonly string[]).includes(m))) {
     throw new TypeError(expected(`a non-empty array of ${QA_METHOD_NAMES.join(', ')}`, 'options.methods', methods));
@@ -118,17 +118,6 @@ async function loadQa(o: ReturnType<typeof resolve>): Promise<{ items: QaItem[];
   return { items, corpus: corpus.docs, qaName: o.qa, corpusName: o.corpus! };
 }
 
-function makeRetriever(name: string, corpus: readonly CorpusDoc[]): TextRetriever {
-  if (name !== 'bm25') return new HttpRetriever({ url: name });
-  const index = new Bm25Index();
-  const contents = new Map<string, string>();
-  for (const d of corpus) {
-    index.add(d.id, d.contents);
-    contents.set(d.id, d.contents);
-  }
-  return new Bm25Retriever({ index, contents });
-}
-
 async function measure(method: QaMethod, items: QaItem[], o: ReturnType<typeof resolve>): Promise<QaMethodResult> {
   const outputs: QaOutput[] = [];
   const bar = startProgress(`answer ${method.name}`, items.length, { unit: 'questions', silent: !o.progress });
@@ -175,12 +164,15 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
   const wall = process.hrtime.bigint();
   const loaded = await loadBenchModel(o);
   let session: Session | null = null;
+  let opened: OpenedRetriever | null = null;
   try {
     const data = await loadQa(o);
     const items = o.limitQuestions === null ? data.items : data.items.slice(0, o.limitQuestions);
     o.log(`qa ${data.qaName}: ${items.length} questions; corpus ${data.corpusName}: ${data.corpus.length} documents`);
-    const retriever = makeRetriever(o.retriever, data.corpus);
     const lora = o.lora === undefined ? undefined : await loaded.model.loadLora(o.lora);
+    opened = await openQaRetriever(o.retriever, data.corpus, loaded.model, { sequences: o.sequences, threads: o.threads, lora });
+    if (opened.encodedDocs > 0) o.log(`encoded ${opened.encodedDocs} documents for ${o.retriever} retrieval in ${opened.encodeSeconds.toFixed(1)} s`);
+    const retriever = opened.retriever;
     // Room per sequence for the RAG prompt (k short documents) and the answer budget.
     const perSequence = Math.min(loaded.model.info.contextLength, 1024 + 256 * o.topk + o.maxTokens);
     session = await loaded.model.createSession({ sequences: o.sequences, contextSize: perSequence * o.sequences, ...(o.threads === null ? {} : { threads: o.threads }) });
@@ -214,6 +206,7 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
     };
   } finally {
     session?.dispose();
+    opened?.dispose();
     loaded.model.dispose();
   }
 }

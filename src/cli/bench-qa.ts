@@ -1,6 +1,7 @@
 // `search-r3-bench --task qa`: the QA methods on the same questions (src/bench/qa.ts).
 import { formatQaReport, qaReportHtml } from '../bench/qa-report';
 import { runQaBench } from '../bench/qa';
+import { QA_RETRIEVER_NAMES } from '../bench/qa-retriever';
 import { QA_METHOD_NAMES, type QaMethodName } from '../bench/qa-types';
 import { checkOutputs, type NamedPath } from '../util/output';
 import { writeFileAtomic } from '../util/fs';
@@ -17,7 +18,8 @@ hop when the questions carry "hops"), with tokens, searches and latency per ques
   --corpus PATH                 FlashRAG JSONL {id, contents}, a BEIR corpus, or a folder
   --model FILE.gguf             the model that answers (default: the generated demo model)
   --lora FILE                   LoRA adapter (llama.cpp adapter GGUF)
-  --retriever bm25|URL          bm25 over --corpus (default) or a Search-R1 /retrieve URL
+  --retriever NAME|URL          bm25 (default), dense (the model's own embeddings), hybrid
+                                (both, RRF-fused), or a Search-R1 /retrieve URL
   --methods LIST                comma-separated: ${QA_METHOD_NAMES.join(',')} (default all)
   --topk N                      documents per retrieval (default 3)
   --max-tokens N                tokens generated per answer at most (default 128)
@@ -62,8 +64,8 @@ export async function qaBench(rawArgv: string[], out: NodeJS.WritableStream, err
     throw new UsageError(`--${values.qa === undefined ? 'corpus' : 'qa'} needs --${values.qa === undefined ? 'qa' : 'corpus'} (questions and the corpus they are answered from go together)`);
   }
   const retriever = values.retriever as string | undefined;
-  if (retriever !== undefined && retriever !== 'bm25' && !/^https?:\/\//.test(retriever)) {
-    throw new UsageError(`Expected bm25 or an http(s) URL for --retriever but received ${JSON.stringify(retriever)}`);
+  if (retriever !== undefined && !(QA_RETRIEVER_NAMES as readonly string[]).includes(retriever) && !/^https?:\/\//.test(retriever)) {
+    throw new UsageError(`Expected ${QA_RETRIEVER_NAMES.join(', ')} or an http(s) URL for --retriever but received ${JSON.stringify(retriever)}`);
   }
   applyLogLevel(level);
   const outputs: NamedPath[] = [];
