@@ -78,11 +78,18 @@ test('readCorpus: BEIR, FlashRAG and folder corpora; errors name file:line', asy
   writeFileSync(join(notes, 'A.md'), '# first');
   writeFileSync(join(notes, 'sub', 'deeper', 'c.TXT'), 'third');
   writeFileSync(join(notes, 'image.png'), 'not text');
+  // Sorted by id, not walked depth-first: "sub-note.txt" < "sub/…" because "-" < "/".
+  writeFileSync(join(notes, 'sub-note.txt'), 'beside');
+  for (const name of ['zeta.txt', 'm.md', 'a2.txt', 'Q.txt', 'k.md']) writeFileSync(join(notes, 'sub', name), name);
   symlinkSync('..', join(notes, 'sub', 'loop'));
   symlinkSync('nowhere.txt', join(notes, 'dangling.txt'));
   const folder = await readCorpus(notes);
   assert.equal(folder.kind, 'folder');
-  assert.deepEqual(folder.docs, [{ id: 'A.md', contents: '# first' }, { id: 'b.txt', contents: 'second' }, { id: 'sub/deeper/c.TXT', contents: 'third' }]);
+  assert.deepEqual(folder.docs, [
+    { id: 'A.md', contents: '# first' }, { id: 'b.txt', contents: 'second' }, { id: 'sub-note.txt', contents: 'beside' },
+    ...['Q.txt', 'a2.txt'].map((n) => ({ id: `sub/${n}`, contents: n })), { id: 'sub/deeper/c.TXT', contents: 'third' },
+    ...['k.md', 'm.md', 'zeta.txt'].map((n) => ({ id: `sub/${n}`, contents: n })),
+  ]);
   assert.equal(folder.warnings.length, 2);
   assert.match(folder.warnings.join('\n'), /sub\/loop: a symlink loop \(it leads back to /);
   assert.match(folder.warnings.join('\n'), /dangling\.txt: a dangling symlink \(ENOENT\)/);
