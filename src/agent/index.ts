@@ -18,3 +18,4 @@ export {
 } from './rewards';
 export { WARMUP_THINK, warmupTrajectories, warmupSequences, type WarmupOptions, type WarmupSet } from './warmup';
 export { directMethod, ragMethod, type QaMethod, type QaOutput, type BaselineOptions, type RagOptions } from './methods';
+export { nextStep, takeTurn, appendObservation, type NextStep, type TurnFinish } from './step';
