@@ -62,6 +62,10 @@ export {
 } from './train/rl-env';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
 export {
+  runQaBench, scoreQa, formatQaReport, qaReportHtml, QA_METHOD_NAMES,
+  type QaBenchOptions, type QaMethodName, type QaBenchReport, type QaMethodResult, type QaScores, type HopScores,
+} from './bench/index';
+export {
   Bm25Retriever, DenseRetriever, HybridRetriever, HttpRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, MAX_TOPK,
   type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
   type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,
@@ -74,3 +78,7 @@ export {
 } from './docindex/index';
 export { EmbedQueue, type EmbedQueueOptions, type EmbedQueueCallOptions, type EmbedSide } from './engine/embed-queue';
 export { createServer, SERVER_DEFAULTS, type ServerOptions, type SearchR3Server } from './server/server';
+export * from './agent/index';
+export {
+  readQaJsonl, writeQaJsonl, writeFlashragCorpus, syntheticQa, writeSyntheticQa, type QaItem, type SyntheticQa,
+} from './eval/qa-data';
