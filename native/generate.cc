@@ -22,16 +22,8 @@ const char * FinishName(Finish f) {
   return "unknown";
 }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-struct SamplerDeleter {
-  void operator()(llama_sampler * s) const { llama_sampler_free(s); }
-};
-using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
-
 SamplerPtr MakeSampler(const SamplingParams & p, uint32_t seed) {
+  if (seed == LLAMA_DEFAULT_SEED) seed = 0;
   llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
   if (p.temperature <= 0.0f) {
     llama_sampler_chain_add(chain, llama_sampler_init_greedy());
@@ -54,6 +46,20 @@ float LogProb(const float * logits, int32_t n_vocab, llama_token token) {
   return (float)((double)logits[token] - mx - std::log(sum));
 }
 
+std::string TokenPiece(const llama_vocab * vocab, llama_token t) {
+  char buf[256];
+  int32_t n = llama_token_to_piece(vocab, t, buf, sizeof buf, 0, false);
+  if (n >= 0) return std::string(buf, n);
+  std::string piece(-n, '\0');
+  n = llama_token_to_piece(vocab, t, piece.data(), (int32_t)piece.size(), 0, false);
+  piece.resize(std::max(n, 0));
+  return piece;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
 // kPromptLast: the prompt body is decoded; its last token is decoded alone with embeddings on
 // (llama.cpp outputs every token of a batch decoded with embeddings on, so prompt bodies never are).
 enum class State { kFree, kWaitPrefix, kPrompt, kPromptLast, kGenerate, kFeedEmbed };
@@ -75,26 +81,33 @@ struct Slot {
 
 class Scheduler {
  public:
-  Scheduler(llama_context * ctx, const std::vector<GenRequest> & reqs, const std::atomic<bool> & abort, GenStats * stats)
+  Scheduler(llama_context * ctx, const std::vector<GenRequest> & reqs, const std::vector<llama_seq_id> & seqs,
+            const std::atomic<bool> & abort, GenStats * stats)
       : ctx_(ctx), reqs_(reqs), abort_(abort), stats_(stats),
         vocab_(llama_model_get_vocab(llama_get_model(ctx))),
         n_vocab_(llama_vocab_n_tokens(vocab_)),
         n_embd_(llama_model_n_embd_out(llama_get_model(ctx))),
         n_batch_((int32_t)llama_n_batch(ctx)),
         n_ctx_seq_((int32_t)llama_n_ctx_seq(ctx)),
-        slots_(llama_n_seq_max(ctx)),
+        slots_(seqs.size()),
         batch_(llama_batch_init(n_batch_, 0, 1)) {
-    for (size_t i = 0; i < slots_.size(); i++) slots_[i].seq = (llama_seq_id)i;
+    for (size_t i = 0; i < slots_.size(); i++) slots_[i].seq = seqs[i];
     for (size_t i = 0; i < reqs_.size(); i++) pending_.push_back((int32_t)i);
   }
 
   ~Scheduler() {
     llama_batch_free(batch_);
-    llama_memory_clear(llama_get_memory(ctx_), false);
+    ClearSlots();
+  }
+
+  // Empties the memory of this run's sequences only: open sequences keep theirs.
+  void ClearSlots() {
+    for (const Slot & s : slots_) llama_memory_seq_rm(llama_get_memory(ctx_), s.seq, -1, -1);
   }
 
   std::vector<GenResult> Run() {
     Validate();
+    ClearSlots();
     while (!pending_.empty() || Active() > 0) {
       if (abort_.load()) throw NativeError("ERR_ABORTED", "generation was aborted");
       Admit();
@@ -117,9 +130,15 @@ class Scheduler {
     for (size_t i = 0; i < reqs_.size(); i++) {
       const GenRequest & r = reqs_[i];
       if (r.prompt.empty()) throw NativeError("ERR_CONTEXT", "request " + std::to_string(i) + " has an empty prompt");
-      if (r.copies < 1 || (size_t)r.copies > slots_.size()) {
+      const int32_t total = (int32_t)llama_n_seq_max(ctx_);
+      if (r.copies < 1 || r.copies > total) {
         throw NativeError("ERR_CONTEXT", "request " + std::to_string(i) + " asks for " + std::to_string(r.copies) +
-                                             " copies but the session has " + std::to_string(slots_.size()) + " sequences");
+                                             " copies but the session has " + std::to_string(total) + " sequences");
+      }
+      if ((size_t)r.copies > slots_.size()) {
+        throw NativeError("ERR_BUSY", "request " + std::to_string(i) + " asks for " + std::to_string(r.copies) + " copies but only " +
+                                          std::to_string(slots_.size()) + " of the session's " + std::to_string(total) +
+                                          " sequences are free (the others are held by open sequences)");
       }
       // Room after the prompt: one sampled token, plus the appended embed token when asked for.
       const int32_t extra = r.max_tokens > 0 ? ((r.embed_on_stop && r.embed_token >= 0) ? 2 : 1) : 0;
@@ -162,10 +181,7 @@ class Scheduler {
         s.prompt_done = 0;
         s.pending = -1;
         s.carry = -1;
-        // llama.cpp reads LLAMA_DEFAULT_SEED as "pick a random seed": never hand it that value.
-        uint32_t seed = req.sampling.seed + (uint32_t)c;
-        if (seed == LLAMA_DEFAULT_SEED) seed = 0;
-        s.sampler = req.max_tokens > 0 ? MakeSampler(req.sampling, seed) : nullptr;
+        s.sampler = req.max_tokens > 0 ? MakeSampler(req.sampling, req.sampling.seed + (uint32_t)c) : nullptr;
         s.result = GenResult();
         s.result.request = r;
         s.result.copy = c;
@@ -348,16 +364,7 @@ class Scheduler {
   }
 
   void AppendText(Slot & s, llama_token t, const GenRequest & req, bool * stop) {
-    char buf[256];
-    int32_t n = llama_token_to_piece(vocab_, t, buf, sizeof buf, 0, false);
-    std::string piece;
-    if (n < 0) {
-      piece.resize(-n);
-      n = llama_token_to_piece(vocab_, t, piece.data(), (int32_t)piece.size(), 0, false);
-      piece.resize(std::max(n, 0));
-    } else {
-      piece.assign(buf, n);
-    }
+    const std::string piece = TokenPiece(vocab_, t);
     std::string & text = s.result.text;
     const size_t before = text.size();
     text += piece;
@@ -402,13 +409,12 @@ class Scheduler {
 }  // namespace
 
 std::vector<GenResult> RunGeneration(llama_context * ctx, const std::vector<GenRequest> & requests,
-                                     const std::atomic<bool> & abort, GenStats * stats) {
-  llama_memory_clear(llama_get_memory(ctx), false);
-  Scheduler sched(ctx, requests, abort, stats);
+                                     const std::vector<llama_seq_id> & seqs, const std::atomic<bool> & abort, GenStats * stats) {
+  Scheduler sched(ctx, requests, seqs, abort, stats);
   return sched.Run();
 }
 
-void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, bool want_logits,
+void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, llama_seq_id seq, bool want_logits,
                  std::vector<float> * logits, std::vector<float> * embeddings, const std::atomic<bool> & abort) {
   const llama_model * model = llama_get_model(ctx);
   const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
@@ -422,19 +428,20 @@ void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, b
   for (llama_token t : tokens) {
     if (t < 0 || t >= n_vocab) throw NativeError("ERR_CONTEXT", "token id " + std::to_string(t) + " is outside the vocabulary");
   }
-  llama_memory_clear(llama_get_memory(ctx), false);
+  llama_memory_seq_rm(llama_get_memory(ctx), seq, -1, -1);
   if (want_logits) logits->resize((size_t)n * n_vocab);
   embeddings->resize((size_t)n * n_embd);
   llama_batch batch = llama_batch_init(n_batch, 0, 1);
   struct Guard {
     llama_context * ctx;
     llama_batch * b;
+    llama_seq_id seq;
     ~Guard() {
       llama_batch_free(*b);
       llama_set_embeddings(ctx, false);
-      llama_memory_clear(llama_get_memory(ctx), false);
+      llama_memory_seq_rm(llama_get_memory(ctx), seq, -1, -1);
     }
-  } guard{ctx, &batch};
+  } guard{ctx, &batch, seq};
   llama_set_embeddings(ctx, true);
   for (int32_t start = 0; start < n; start += n_batch) {
     if (abort.load()) throw NativeError("ERR_ABORTED", "evaluation was aborted");
@@ -444,7 +451,7 @@ void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, b
       batch.token[i] = tokens[start + i];
       batch.pos[i] = start + i;
       batch.n_seq_id[i] = 1;
-      batch.seq_id[i][0] = 0;
+      batch.seq_id[i][0] = seq;
       batch.logits[i] = true;
     }
     const int32_t ret = llama_decode(ctx, batch);

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,15 +60,33 @@ struct GenStats {
   double generate_ms = 0;
 };
 
-// Runs all requests to completion. Throws NativeError: ERR_CONTEXT when a prompt does not fit a
-// sequence, ERR_ABORTED when `abort` becomes true, ERR_NATIVE when llama_decode fails.
-// The context's memory is left empty.
+// Runs all requests to completion on the sequence ids `seqs` (the session's slots not held by open
+// sequences; the memory of any other sequence is left as it is). Throws NativeError: ERR_CONTEXT
+// when a prompt does not fit a sequence, ERR_BUSY when a request needs more copies than `seqs`
+// holds, ERR_ABORTED when `abort` becomes true, ERR_NATIVE when llama_decode fails. The memory of
+// `seqs` is left empty.
 std::vector<GenResult> RunGeneration(llama_context * ctx, const std::vector<GenRequest> & requests,
-                                     const std::atomic<bool> & abort, GenStats * stats);
+                                     const std::vector<llama_seq_id> & seqs, const std::atomic<bool> & abort, GenStats * stats);
 
-// Decodes `tokens` as one sequence from position 0 and returns the logits (n x n_vocab) and the
-// final-norm hidden states (n x n_embd) of every position. The memory is cleared before and after.
-void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, bool want_logits,
+// Decodes `tokens` as sequence `seq` from position 0 and returns the logits (n x n_vocab) and the
+// final-norm hidden states (n x n_embd) of every position. That sequence's memory is cleared before
+// and after.
+void EvaluateAll(llama_context * ctx, const std::vector<llama_token> & tokens, llama_seq_id seq, bool want_logits,
                  std::vector<float> * logits, std::vector<float> * embeddings, const std::atomic<bool> & abort);
+
+// ---- shared with the continuing sequences (sequence.cc) ----
+
+struct SamplerDeleter {
+  void operator()(llama_sampler * s) const { llama_sampler_free(s); }
+};
+using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
+
+// The sampler chain for `p`; `seed` is used as given except LLAMA_DEFAULT_SEED (llama.cpp's "pick a
+// random seed"), which becomes 0 so that runs stay reproducible.
+SamplerPtr MakeSampler(const SamplingParams & p, uint32_t seed);
+// log-softmax of the raw logits at `token`.
+float LogProb(const float * logits, int32_t n_vocab, llama_token token);
+// The token's text as detokenization writes it (control tokens are empty).
+std::string TokenPiece(const llama_vocab * vocab, llama_token t);
 
 }  // namespace sr3

@@ -190,6 +190,7 @@ class CreateSessionWorker : public PromiseWorker {
     s->owner = model_;
     s->model_ref = Napi::Persistent(model_ref_.Value());
     s->pools = pools_;
+    s->seqs.resize(llama_n_seq_max(ctx_));
     llama_set_abort_callback(ctx_, OperationGate::AbortRequested, &s->gate.abort_flag);
     ctx_ = nullptr;
     pools_ = {};
@@ -218,6 +219,10 @@ Napi::Function SessionWrap::Define(Napi::Env env) {
       InstanceMethod<&SessionWrap::SetLoras>("setLoras"),
       InstanceMethod<&SessionWrap::Abort>("abort"),
       InstanceMethod<&SessionWrap::Info>("info"),
+      InstanceMethod<&SessionWrap::SeqOpen>("seqOpen"),
+      InstanceMethod<&SessionWrap::SeqFork>("seqFork"),
+      InstanceMethod<&SessionWrap::SeqFree>("seqFree"),
+      InstanceMethod<&SessionWrap::SeqRun>("seqRun"),
       InstanceMethod<&SessionWrap::Dispose>("dispose"),
   });
 }
@@ -248,13 +253,31 @@ Napi::Value SessionWrap::Create(const Napi::CallbackInfo & info) {
 void SessionWrap::Acquire(Napi::Env env) { gate.Acquire(env, ctx != nullptr, "session"); }
 
 void SessionWrap::Release() {
+  for (size_t i = 0; i < seqs.size(); i++) {
+    seqs[i].borrowed = false;
+    if (seqs[i].free_pending) FreeSlot((llama_seq_id)i);
+  }
   if (gate.Release()) Free();
+}
+
+std::vector<llama_seq_id> SessionWrap::BorrowFreeSlots(Napi::Env env, const char * what) {
+  std::vector<llama_seq_id> ids;
+  for (size_t i = 0; i < seqs.size(); i++) {
+    if (!seqs[i].open && !seqs[i].borrowed) ids.push_back((llama_seq_id)i);
+  }
+  if (ids.empty()) {
+    throw MakeError(env, "ERR_BUSY", std::string(what) + " needs a free sequence slot, but all " + std::to_string(seqs.size()) +
+                                         " of the session's sequences are held by open sequences; dispose one first");
+  }
+  for (llama_seq_id id : ids) seqs[id].borrowed = true;
+  return ids;
 }
 
 void SessionWrap::Free() {
   for (LoraWrap * l : loras_) l->attached--;
   loras_.clear();
   lora_refs_.clear();
+  seqs.clear();
   if (ctx) {
     llama_free(ctx);
     pools.Free();  // after the context that computed on them
@@ -270,13 +293,13 @@ namespace {
 
 class RunWorker : public PromiseWorker {
  public:
-  RunWorker(Napi::Env env, SessionWrap * s, Napi::Object self, std::vector<GenRequest> reqs)
-      : PromiseWorker(env), s_(s), reqs_(std::move(reqs)) {
+  RunWorker(Napi::Env env, SessionWrap * s, Napi::Object self, std::vector<GenRequest> reqs, std::vector<llama_seq_id> slots)
+      : PromiseWorker(env), s_(s), reqs_(std::move(reqs)), slots_(std::move(slots)) {
     self_ = Napi::Persistent(self);
   }
 
  protected:
-  void Run() override { results_ = RunGeneration(s_->ctx, reqs_, s_->gate.abort_flag, &stats_); }
+  void Run() override { results_ = RunGeneration(s_->ctx, reqs_, slots_, s_->gate.abort_flag, &stats_); }
   void Finally() override { s_->Release(); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Array out = Napi::Array::New(env, results_.size());
@@ -310,13 +333,7 @@ class RunWorker : public PromiseWorker {
     }
     Napi::Object res = Napi::Object::New(env);
     res.Set("results", out);
-    Napi::Object st = Napi::Object::New(env);
-    st.Set("promptTokens", (double)stats_.prompt_tokens);
-    st.Set("generatedTokens", (double)stats_.generated_tokens);
-    st.Set("decodeCalls", (double)stats_.decode_calls);
-    st.Set("promptMs", stats_.prompt_ms);
-    st.Set("generateMs", stats_.generate_ms);
-    res.Set("stats", st);
+    res.Set("stats", StatsObject(env, stats_));
     return res;
   }
 
@@ -324,19 +341,20 @@ class RunWorker : public PromiseWorker {
   SessionWrap * s_;
   Napi::ObjectReference self_;
   std::vector<GenRequest> reqs_;
+  std::vector<llama_seq_id> slots_;
   std::vector<GenResult> results_;
   GenStats stats_;
 };
 
 class EvaluateWorker : public PromiseWorker {
  public:
-  EvaluateWorker(Napi::Env env, SessionWrap * s, Napi::Object self, std::vector<llama_token> tokens, bool logits)
-      : PromiseWorker(env), s_(s), tokens_(std::move(tokens)), want_logits_(logits) {
+  EvaluateWorker(Napi::Env env, SessionWrap * s, Napi::Object self, std::vector<llama_token> tokens, bool logits, llama_seq_id seq)
+      : PromiseWorker(env), s_(s), tokens_(std::move(tokens)), want_logits_(logits), seq_(seq) {
     self_ = Napi::Persistent(self);
   }
 
  protected:
-  void Run() override { EvaluateAll(s_->ctx, tokens_, want_logits_, &logits_, &embd_, s_->gate.abort_flag); }
+  void Run() override { EvaluateAll(s_->ctx, tokens_, seq_, want_logits_, &logits_, &embd_, s_->gate.abort_flag); }
   void Finally() override { s_->Release(); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -358,15 +376,23 @@ class EvaluateWorker : public PromiseWorker {
   Napi::ObjectReference self_;
   std::vector<llama_token> tokens_;
   bool want_logits_;
+  llama_seq_id seq_;
   std::vector<float> logits_, embd_;
 };
 
-GenRequest ParseRequest(const Napi::Value & v, size_t index) {
-  const std::string name = "requests[" + std::to_string(index) + "]";
-  Napi::Object o = GetObject(v, name.c_str());
-  GenRequest r;
-  r.prompt = GetInt32Array(o.Get("prompt"), "prompt");
-  r.copies = (int32_t)OptInt(o, "copies", 1, 1, 256);
+}  // namespace
+
+Napi::Object StatsObject(Napi::Env env, const GenStats & stats) {
+  Napi::Object st = Napi::Object::New(env);
+  st.Set("promptTokens", (double)stats.prompt_tokens);
+  st.Set("generatedTokens", (double)stats.generated_tokens);
+  st.Set("decodeCalls", (double)stats.decode_calls);
+  st.Set("promptMs", stats.prompt_ms);
+  st.Set("generateMs", stats.generate_ms);
+  return st;
+}
+
+void ParseSampling(const Napi::Object & o, const Napi::Value & v, GenRequest & r) {
   r.max_tokens = (int32_t)OptInt(o, "maxTokens", 0, 0, 1 << 24);
   r.sampling.temperature = (float)OptNumber(o, "temperature", 0.0);
   r.sampling.top_k = (int32_t)OptInt(o, "topK", 0, 0, 1 << 24);
@@ -382,6 +408,17 @@ GenRequest ParseRequest(const Napi::Value & v, size_t index) {
   }
   r.logprobs = OptBool(o, "logprobs", false);
   r.ignore_eog = OptBool(o, "ignoreEog", false);
+}
+
+namespace {
+
+GenRequest ParseRequest(const Napi::Value & v, size_t index) {
+  const std::string name = "requests[" + std::to_string(index) + "]";
+  Napi::Object o = GetObject(v, name.c_str());
+  GenRequest r;
+  r.prompt = GetInt32Array(o.Get("prompt"), "prompt");
+  r.copies = (int32_t)OptInt(o, "copies", 1, 1, 256);
+  ParseSampling(o, v, r);
   r.embed_token = (int32_t)OptInt(o, "embedToken", -1, -1, INT32_MAX);
   r.embed_on_stop = OptBool(o, "embedOnStop", false);
   r.embed_prompt_last = OptBool(o, "embedPromptLast", false);
@@ -398,7 +435,14 @@ Napi::Value SessionWrap::Run(const Napi::CallbackInfo & info) {
   std::vector<GenRequest> reqs;
   for (uint32_t i = 0; i < arr.Length(); i++) reqs.push_back(ParseRequest(arr.Get(i), i));
   Acquire(env);
-  auto * w = new RunWorker(env, this, Value(), std::move(reqs));
+  std::vector<llama_seq_id> slots;
+  try {
+    slots = BorrowFreeSlots(env, "run");
+  } catch (...) {
+    Release();
+    throw;
+  }
+  auto * w = new RunWorker(env, this, Value(), std::move(reqs), std::move(slots));
   w->Queue();
   return w->Promise();
 }
@@ -409,7 +453,14 @@ Napi::Value SessionWrap::Evaluate(const Napi::CallbackInfo & info) {
   std::vector<int32_t> tokens = GetInt32Array(info[0], "tokens");
   bool logits = GetBool(info[1], "wantLogits");
   Acquire(env);
-  auto * w = new EvaluateWorker(env, this, Value(), std::move(tokens), logits);
+  llama_seq_id seq = 0;
+  try {
+    seq = BorrowFreeSlots(env, "evaluate")[0];
+  } catch (...) {
+    Release();
+    throw;
+  }
+  auto * w = new EvaluateWorker(env, this, Value(), std::move(tokens), logits, seq);
   w->Queue();
   return w->Promise();
 }
@@ -462,6 +513,22 @@ Napi::Value SessionWrap::Info(const Napi::CallbackInfo & info) {
   o.Set("batchSize", llama_n_batch(ctx));
   o.Set("threads", llama_n_threads(ctx));
   o.Set("threadsBatch", llama_n_threads_batch(ctx));
+  // Read from llama.cpp's memory, not from our bookkeeping, so a leak would show. Not while an
+  // operation runs: the worker owns the memory then.
+  int32_t open = 0;
+  for (const SeqSlot & s : seqs) open += s.open && !s.free_pending;
+  o.Set("openSequences", open);
+  if (gate.Busy()) {
+    o.Set("cachedTokens", env.Null());
+  } else {
+    llama_memory_t mem = llama_get_memory(ctx);
+    double cached = 0;
+    for (size_t i = 0; i < seqs.size(); i++) {
+      const llama_pos lo = llama_memory_seq_pos_min(mem, (llama_seq_id)i), hi = llama_memory_seq_pos_max(mem, (llama_seq_id)i);
+      if (hi >= 0) cached += hi - lo + 1;
+    }
+    o.Set("cachedTokens", cached);
+  }
   return o;
 }
 

@@ -7,6 +7,7 @@
 #include <llama.h>
 
 #include "common.h"
+#include "sequence.h"
 
 #include <atomic>
 #include <vector>
@@ -14,6 +15,12 @@
 namespace sr3 {
 
 class ModelWrap;
+
+// The run statistics as JS sees them ({ promptTokens, generatedTokens, decodeCalls, promptMs, generateMs }).
+Napi::Object StatsObject(Napi::Env env, const GenStats & stats);
+// Reads the sampling fields of a request object (maxTokens, temperature, topK, topP, minP, seed,
+// stopTokens, stopStrings, logprobs, ignoreEog) into r; `v` is `o` as a value, for error messages.
+void ParseSampling(const Napi::Object & o, const Napi::Value & v, GenRequest & r);
 
 // The ggml CPU thread pools a context computes on, kept for the context's lifetime, as llama.cpp's
 // own tools keep theirs: a context without them starts and joins its worker threads on every
@@ -62,8 +69,21 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
 
   // Marks the session busy or throws ERR_BUSY / ERR_DISPOSED.
   void Acquire(Napi::Env env);
-  // Called on the JS thread when an operation ends; frees the context if dispose() came meanwhile.
+  // Called on the JS thread when an operation ends: hands back the slots it borrowed, frees the
+  // sequences disposed meanwhile, and frees the context if dispose() came meanwhile.
   void Release();
+
+  // One per sequence slot of the context. A slot is open (held by a continuing sequence), borrowed
+  // (used by the running run/evaluate, which empty it again), or free (its memory is empty).
+  struct SeqSlot {
+    bool open = false;
+    bool borrowed = false;
+    bool free_pending = false;  // disposed while an operation ran; freed by Release()
+    SeqState state;             // touched by a running seqRun's worker for its items only
+  };
+  std::vector<SeqSlot> seqs;
+  // Slots neither open nor borrowed, marked borrowed; ERR_BUSY when there is none.
+  std::vector<llama_seq_id> BorrowFreeSlots(Napi::Env env, const char * what);
 
  private:
   Napi::Value Run(const Napi::CallbackInfo & info);
@@ -71,6 +91,14 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value SetLoras(const Napi::CallbackInfo & info);
   Napi::Value Abort(const Napi::CallbackInfo & info);
   Napi::Value Info(const Napi::CallbackInfo & info);
+  // Continuing sequences (session_seq.cc).
+  Napi::Value SeqOpen(const Napi::CallbackInfo & info);
+  Napi::Value SeqFork(const Napi::CallbackInfo & info);
+  Napi::Value SeqFree(const Napi::CallbackInfo & info);
+  Napi::Value SeqRun(const Napi::CallbackInfo & info);
+  void FreeSlot(llama_seq_id id);
+  llama_seq_id OpenSlot(Napi::Env env);
+  SeqSlot & OpenSeq(Napi::Env env, const Napi::Value & v, const char * name);
   Napi::Value Dispose(const Napi::CallbackInfo & info);
   void Free();
 

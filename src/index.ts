@@ -9,6 +9,9 @@ export {
 } from './engine/session';
 export { LoraAdapter } from './engine/lora';
 export {
+  Sequence, type SequenceGenerateOptions, type SequenceInput, type SequenceStep, type SequenceGeneration, type SequenceStepResult,
+} from './engine/sequence';
+export {
   Embedder, type EmbedMode, type EmbedFinish, type EmbedResult, type EmbedderOptions, type EmbedCallOptions,
 } from './engine/embedder';
 export { buildEmbedPrompt, fitEmbedPrompt, DEFAULT_EMBED_TEMPLATE, type EmbedTemplate, type FittedPrompt, type LongTextPolicy, type PromptSide } from './engine/templates';
@@ -49,3 +52,18 @@ export {
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
+export {
+  Bm25Retriever, DenseRetriever, HybridRetriever, HttpRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, MAX_TOPK,
+  type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
+  type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,
+} from './retrieval/index';
+export {
+  DocumentIndex, readCorpus, titledContents, TEXT_EXTENSIONS,
+  type Corpus, type CorpusDoc, type CorpusKind, type BuildOptions, type OpenOptions, type OpenWithModelOptions, type UpdateOptions,
+  type UpdateReport, type IndexInfo, type IndexRetrieverOptions, type CorpusInput, type CheckpointPhase, type EncoderIdentity, type FileRef,
+  type IndexSettings,
+} from './docindex/index';
+export * from './agent/index';
+export {
+  readQaJsonl, writeQaJsonl, writeFlashragCorpus, syntheticQa, writeSyntheticQa, type QaItem, type SyntheticQa,
+} from './eval/qa-data';

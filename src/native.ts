@@ -107,12 +107,56 @@ export interface NativeRunStats {
   generateMs: number;
 }
 
+/** One continuing sequence's share of a seqRun; see native/sequence.h. */
+export interface NativeSeqItem {
+  seq: number;
+  append: Int32Array;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  stopTokens?: Int32Array;
+  stopStrings?: string[];
+  logprobs?: boolean;
+  ignoreEog?: boolean;
+}
+
+export interface NativeSeqResult {
+  seq: number;
+  tokens: Int32Array;
+  logprobs: Float32Array | null;
+  text: string;
+  finish: NativeFinish;
+  /** The stop string that ended generation, or null. */
+  stop: string | null;
+  /** Tokens the sequence holds after the call. */
+  length: number;
+}
+
+export interface NativeSessionInfo {
+  contextSize: number;
+  contextPerSequence: number;
+  sequences: number;
+  batchSize: number;
+  threads: number;
+  threadsBatch: number;
+  openSequences: number;
+  /** Positions held in llama.cpp's KV memory, summed over sequences; null while an operation runs. */
+  cachedTokens: number | null;
+}
+
 export interface NativeSession {
   run(requests: NativeRequest[]): Promise<{ results: NativeResult[]; stats: NativeRunStats }>;
   evaluate(tokens: Int32Array, wantLogits: boolean): Promise<{ logits: Float32Array | null; embeddings: Float32Array }>;
   setLoras(loras: NativeLora[], scales: number[]): void;
   abort(): void;
-  info(): { contextSize: number; contextPerSequence: number; sequences: number; batchSize: number; threads: number; threadsBatch: number };
+  info(): NativeSessionInfo;
+  seqOpen(): number;
+  seqFork(seq: number, count: number): number[];
+  seqFree(seq: number): void;
+  seqRun(items: NativeSeqItem[]): Promise<{ results: NativeSeqResult[]; stats: NativeRunStats }>;
   dispose(): void;
 }
 

@@ -1,4 +1,5 @@
 import { binding, type NativeFinish, type NativeRequest, type NativeResult, type NativeRunStats, type NativeSession } from '../native';
+import { Sequence, stepSequences, type SequenceStep, type SequenceStepResult } from './sequence';
 import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import type { LoraAdapter } from './lora';
@@ -84,6 +85,18 @@ export function checkSampling(o: SamplingOptions): void {
   if (o.seed !== undefined) assertInteger(o.seed, 'seed', 0, 0xffffffff);
 }
 
+/** @internal checks of the stop and log-prob options shared by Session.generate and sequences. */
+export function checkStops(o: { stop?: unknown; stopTokens?: unknown; logprobs?: unknown }, nVocab: number): void {
+  if (o.logprobs !== undefined) assertBoolean(o.logprobs, 'logprobs');
+  if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string'))) {
+    throw new TypeError(expected('array of strings', 'stop', o.stop));
+  }
+  if (o.stopTokens !== undefined) {
+    if (!Array.isArray(o.stopTokens)) throw new TypeError(expected('array of token ids', 'stopTokens', o.stopTokens));
+    o.stopTokens.forEach((t, i) => assertInteger(t, `stopTokens[${i}]`, 0, nVocab - 1));
+  }
+}
+
 /**
  * A llama.cpp context with `sequences` parallel sequences. One operation runs at a time; a second
  * call while one runs is an ERR_BUSY error.
@@ -155,14 +168,7 @@ export class Session implements AsyncDisposable {
     checkKeys(options, ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'seed', 'stop', 'stopTokens', 'logprobs', 'copies', 'signal'], 'options');
     checkSampling(options);
     if (options.copies !== undefined) assertInteger(options.copies, 'copies', 1, 256);
-    if (options.logprobs !== undefined) assertBoolean(options.logprobs, 'logprobs');
-    if (options.stop !== undefined && (!Array.isArray(options.stop) || options.stop.some((s) => typeof s !== 'string'))) {
-      throw new TypeError(expected('array of strings', 'stop', options.stop));
-    }
-    if (options.stopTokens !== undefined) {
-      if (!Array.isArray(options.stopTokens)) throw new TypeError(expected('array of token ids', 'stopTokens', options.stopTokens));
-      options.stopTokens.forEach((t, i) => assertInteger(t, `stopTokens[${i}]`, 0, this.model.info.nVocab - 1));
-    }
+    checkStops(options, this.model.info.nVocab);
     const list = Array.isArray(prompts) ? prompts : [prompts];
     const requests: NativeRequest[] = list.map((p) => ({
       prompt: this.promptTokens(p),
@@ -198,6 +204,22 @@ export class Session implements AsyncDisposable {
     return this.#withSignal(options.signal, () => this.native.evaluate(tokens, options.logits ?? false));
   }
 
+  /**
+   * Opens an empty continuing sequence: its memory is kept between calls (see {@link Sequence}).
+   * It holds one of the session's `sequences` slots until disposed; ERR_BUSY when none is free.
+   */
+  openSequence(): Sequence {
+    return Sequence.open(this);
+  }
+
+  /**
+   * Advances many sequences in shared decodes: each item appends its tokens (if any), then samples
+   * up to its `maxTokens` (default 128; 0 appends only). Results come in item order.
+   */
+  step(items: SequenceStep[], options: { signal?: AbortSignal } = {}): Promise<SequenceStepResult> {
+    return stepSequences(this, items, options.signal);
+  }
+
   /** Replaces the attached LoRA adapters (an empty list detaches all). */
   setLoras(loras: LoraAttachment[]): void {
     if (!Array.isArray(loras)) throw new TypeError(expected('array of { adapter, scale }', 'loras', loras));
@@ -211,6 +233,11 @@ export class Session implements AsyncDisposable {
     this.#loras = loras.map((l) => ({ ...l }));
     for (const l of this.#loras) l.adapter.heldBy(this);
     for (const l of before) if (!loras.some((n) => n.adapter === l.adapter)) l.adapter.releasedBy(this);
+  }
+
+  /** @internal runs one cancellable native operation of this session (sequences use it). */
+  operation<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
+    return this.#withSignal(signal, start);
   }
 
   #withSignal<T>(signal: AbortSignal | undefined, start: () => Promise<T>): Promise<T> {
