@@ -3,9 +3,13 @@
 // random tiny model for batch-independence (its turns are free text, so invalid actions).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { lib, tinyModel, track } from './helpers/models.mjs';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
 import { chain, scriptedModel } from './helpers/scripted-model.mjs';
 
+const { main } = createRequire(import.meta.url)('../dist/cli/main.js');
 const { Model, Agent, SearchR3Error, INVALID_ACTION_MESSAGE, buildAgentPrompt, informationBlock, trajectorySequence, transcriptText } = lib;
 
 const DOC = { id: 'd1', contents: '"Paris"\nParis is the capital of France.', score: 1 };
@@ -214,4 +218,46 @@ test('Agent.create and run: options are checked with errors that name them', asy
   await assert.rejects(a.run('q'), TypeError);
   a.dispose();
   await assert.rejects(a.run(['q']), (e) => e.code === 'ERR_DISPOSED');
+});
+
+async function cli(...argv) {
+  let stdout = '';
+  let stderr = '';
+  const out = { write: (x) => { stdout += x; return true; } };
+  const err = { write: (x) => { stderr += x; return true; } };
+  const code = await main(argv, out, err);
+  return { code, stdout, stderr };
+}
+
+test('search-r3 agent: the trajectory, the answer and the searches, over a FlashRAG corpus with BM25', async () => {
+  const corpus = join(tempDir(), 'agent-corpus.jsonl');
+  writeFileSync(corpus, [DOC, { id: 'd2', contents: '"Rome"\nRome is the capital of Italy.' }].map((d) => JSON.stringify({ id: d.id, contents: d.contents })).join('\n') + '\n');
+  const json = await cli('agent', scripted, '--corpus', corpus, '--threads', '1', '--json', 'capital of France');
+  assert.equal(json.code, 0, json.stderr);
+  const r = JSON.parse(json.stdout);
+  assert.equal(r.answer, 'Paris');
+  assert.deepEqual(r.searches, ['paris']);
+  assert.equal(r.stop, 'answer');
+  assert.deepEqual(r.segments.map((s) => s.origin), ['prompt', 'model', 'information', 'model']);
+  // BM25 ranked the Paris document first for the model's query.
+  assert.match(r.segments[2].text, /^\n\n<information>Doc 1\(Title: "Paris"\) Paris is the capital of France\./);
+  const text = await cli('agent', scripted, '--corpus', corpus, '--threads', '1', '--topk', '1', 'capital of France');
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /\[retrieved\] <information>Doc 1\(Title: "Paris"\)[^\n]*<\/information>\n/);
+  assert.doesNotMatch(text.stdout, /Rome/);
+  assert.match(text.stdout, /^answer: Paris$/m);
+  assert.match(text.stdout, /^searches: "paris"$/m);
+  assert.match(text.stdout, /^turns: 2, stopped: answer$/m);
+  // Usage errors: exit 2 with one line naming the problem.
+  for (const [argv, re] of [
+    [['agent', scripted, 'q'], /missing --corpus/],
+    [['agent', scripted, '--corpus', corpus], /missing the question/],
+    [['agent', scripted, '--corpus', corpus, '--retriever', 'dense', 'q'], /needs --corpus to be an index directory/],
+    [['agent', scripted, '--corpus', corpus, '--retriever', 'tfidf', 'q'], /--retriever/],
+    [['agent', scripted, '--corpus', corpus, '--topk', '0', 'q'], /--topk/],
+  ]) {
+    const r2 = await cli(...argv);
+    assert.equal(r2.code, 2, `${argv.join(' ')}: ${r2.stderr}`);
+    assert.match(r2.stderr, re);
+  }
 });
