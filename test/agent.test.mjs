@@ -231,7 +231,7 @@ async function cli(...argv) {
 
 test('search-r3 agent: the trajectory, the answer and the searches, over a FlashRAG corpus with BM25', async () => {
   const corpus = join(tempDir(), 'agent-corpus.jsonl');
-  writeFileSync(corpus, [DOC, { id: 'd2', contents: '"Rome"\nRome is the capital of Italy.' }].map((d) => JSON.stringify({ id: d.id, contents: d.contents })).join('\n') + '\n');
+  writeFileSync(corpus, [DOC, { id: 'd2', contents: '"Rome"\nRome is the capital of Italy.' }, { id: 'd3', contents: '"Louvre"\nA museum in Paris.' }].map((d) => JSON.stringify({ id: d.id, contents: d.contents })).join('\n') + '\n');
   const json = await cli('agent', scripted, '--corpus', corpus, '--threads', '1', '--json', 'capital of France');
   assert.equal(json.code, 0, json.stderr);
   const r = JSON.parse(json.stdout);
@@ -240,11 +240,11 @@ test('search-r3 agent: the trajectory, the answer and the searches, over a Flash
   assert.equal(r.stop, 'answer');
   assert.deepEqual(r.segments.map((s) => s.origin), ['prompt', 'model', 'information', 'model']);
   // BM25 ranked the Paris document first for the model's query.
-  assert.match(r.segments[2].text, /^\n\n<information>Doc 1\(Title: "Paris"\) Paris is the capital of France\./);
+  assert.match(r.segments[2].text, /^\n\n<information>Doc 1\(Title: "Paris"\) Paris is the capital of France\.\nDoc 2\(Title: "Louvre"\)/);
   const text = await cli('agent', scripted, '--corpus', corpus, '--threads', '1', '--topk', '1', 'capital of France');
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /\[retrieved\] <information>Doc 1\(Title: "Paris"\)[^\n]*<\/information>\n/);
-  assert.doesNotMatch(text.stdout, /Rome/);
+  assert.doesNotMatch(text.stdout, /Louvre/);
   assert.match(text.stdout, /^answer: Paris$/m);
   assert.match(text.stdout, /^searches: "paris"$/m);
   assert.match(text.stdout, /^turns: 2, stopped: answer$/m);
