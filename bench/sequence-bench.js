@@ -6,11 +6,13 @@
 // Reports the prefill tokens each way, the tokens saved, and the wall time (median of --reps).
 //
 //   node bench/sequence-bench.js [--model FILE] [--threads N] [--turns 4] [--prompt 256] [--block 96]
-//                                [--gen 32] [--reps 3] [--json FILE]
+//                                [--gen 32] [--reps 3] [--exact] [--json FILE]
 //
 // --model default: .bench-out/qwen2.5-0.5b-q8_0.gguf (make-model preset qwen2.5-0.5b, Q8_0, seed 1),
 // as bench/engine-bench.js. Tokens are synthetic ids (randomTokens) and replies are greedy with
-// end-of-generation ignored, so both ways decode the same number of tokens.
+// end-of-generation ignored, so both ways decode the same number of tokens. --exact: f32 KV cache
+// and flash attention off, under which both ways give bit-identical replies (the default f16 cache
+// and CPU flash attention round differently depending on how tokens are batched).
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -23,7 +25,7 @@ const { Model, makeModel } = require(path.join(root, 'dist', 'index.js'));
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string' }, threads: { type: 'string' }, turns: { type: 'string' }, prompt: { type: 'string' },
-    block: { type: 'string' }, gen: { type: 'string' }, reps: { type: 'string' }, json: { type: 'string' },
+    block: { type: 'string' }, gen: { type: 'string' }, reps: { type: 'string' }, json: { type: 'string' }, exact: { type: 'boolean' },
   },
 });
 function countArg(name, fallback) {
@@ -90,7 +92,8 @@ async function main() {
   const model = await Model.load(modelPath);
   const nVocab = model.info.nVocab;
   const total = promptLen + turns * (blockLen + gen);
-  const session = await model.createSession({ threads, contextSize: Math.ceil((total + 64) / 256) * 256 });
+  const exact = args.exact ? { cacheType: 'f32', flashAttention: 'off' } : {};
+  const session = await model.createSession({ threads, contextSize: Math.ceil((total + 64) / 256) * 256, ...exact });
   log(`model ${path.basename(modelPath)}, ${threads} threads, ${turns} turns: prompt ${promptLen}, blocks ${blockLen}, replies ${gen} tokens`);
   const prompt = randomTokens(promptLen, nVocab, 1);
   const blocks = Array.from({ length: turns }, (_, i) => randomTokens(blockLen, nVocab, 100 + i));
@@ -105,7 +108,7 @@ async function main() {
   const sameReplies = runs.reread[0].replies.every((t, i) => t.length === runs.continued[0].replies[i].length &&
     t.every((x, k) => x === runs.continued[0].replies[i][k]));
   const result = {
-    model: path.basename(modelPath), threads, turns, prompt: promptLen, block: blockLen, gen, reps, cpu: os.cpus()[0].model,
+    model: path.basename(modelPath), exact: Boolean(args.exact), threads, turns, prompt: promptLen, block: blockLen, gen, reps, cpu: os.cpus()[0].model,
     date: new Date().toISOString(),
     prefill: { reread: runs.reread[0].prefill, continued: runs.continued[0].prefill },
     seconds: { reread: median(runs.reread.map((x) => x.seconds)), continued: median(runs.continued.map((x) => x.seconds)) },
@@ -120,7 +123,7 @@ async function main() {
   console.log(`| re-read the transcript every turn | ${result.prefill.reread} | ${result.seconds.reread.toFixed(2)} |`);
   console.log(`| continue one sequence | ${result.prefill.continued} | ${result.seconds.continued.toFixed(2)} |`);
   console.log(`prefill saved ${(100 * result.prefillSaved).toFixed(1)}%, ${result.speedup.toFixed(2)}x faster; ` +
-    `replies ${sameReplies ? 'identical' : 'differ (f16 cache / flash attention rounding)'}`);
+    `replies ${sameReplies ? 'identical' : 'differ (float rounding depends on how tokens are batched; see --exact)'}`);
   if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
 }
 

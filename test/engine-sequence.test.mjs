@@ -251,3 +251,24 @@ test('a step that fails leaves every sequence as it was (shared memory full)', a
   assert.deepEqual(gb.tokens, gc.tokens);
   assert.deepEqual(gb.logprobs, gc.logprobs);
 });
+
+test('an aborted step leaves the sequence as it was, and it continues as its untouched fork does', async () => {
+  const { session } = await setup({ sequences: 3 });
+  const seq = session.openSequence();
+  await seq.append('a prefix that stays');
+  const [twin] = seq.fork(1);
+  const tokens = seq.tokens;
+  const cached = session.info.cachedTokens;
+  for (const extra of [{ append: new Int32Array(200).fill(11) }, { maxTokens: 1000, ignoreEog: true }]) {
+    const ac = new AbortController();
+    const running = session.step([{ sequence: seq, maxTokens: 0, ...extra }], { signal: ac.signal });
+    ac.abort(); // the worker checks the flag before its first decode
+    await assert.rejects(running, rejectsWith('ERR_ABORTED'));
+    assert.deepEqual(seq.tokens, tokens);
+    assert.equal(session.info.cachedTokens, cached);
+  }
+  const a = await seq.generate({ maxTokens: 4, logprobs: true });
+  const b = await twin.generate({ maxTokens: 4, logprobs: true });
+  assert.deepEqual(a.tokens, b.tokens);
+  assert.deepEqual(a.logprobs, b.logprobs);
+});

@@ -1,6 +1,6 @@
 import type { NativeRunStats, NativeSeqItem } from '../native';
 import { SearchR3Error } from '../util/errors';
-import { assertBoolean, assertInteger, assertString, checkKeys, expected } from '../util/validate';
+import { assertBoolean, assertInteger, checkKeys, expected } from '../util/validate';
 import { callNativeSync } from './native-call';
 import { checkSampling, checkStops, type FinishReason, type SamplingOptions, type Session } from './session';
 
@@ -163,7 +163,6 @@ function inputTokens(seq: Sequence, input: SequenceInput | undefined, name: stri
   if (input === undefined) return new Int32Array(0);
   if (input instanceof Int32Array) return input.slice();
   if (typeof input === 'string') {
-    assertString(input, name);
     return seq.session.model.tokenize(input, { addSpecial: seq.length === 0, parseSpecial: true });
   }
   if (!Array.isArray(input)) throw new TypeError(expected('string, Int32Array or array of token ids', name, input));
