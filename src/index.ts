@@ -53,6 +53,10 @@ export {
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
 export {
+  runQaBench, scoreQa, formatQaReport, qaReportHtml, QA_METHOD_NAMES,
+  type QaBenchOptions, type QaMethodName, type QaBenchReport, type QaMethodResult, type QaScores, type HopScores,
+} from './bench/index';
+export {
   Bm25Retriever, DenseRetriever, HybridRetriever, HttpRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, MAX_TOPK,
   type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
   type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lib, tempDir } from './helpers/models.mjs';
+import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
 
 const {
   readQaJsonl, writeQaJsonl, syntheticQa, writeSyntheticQa, makeSyntheticDataset, readCorpus, Bm25Index, Bm25Retriever,
-  warmupTrajectories, warmupSequences, emFormatReward, responseText, SearchR3Error,
+  warmupTrajectories, warmupSequences, emFormatReward, responseText, SearchR3Error, Model,
 } = lib;
 
 function file(name, text) {
@@ -131,4 +131,26 @@ test('warmup trajectories on synthetic QA become sequences whose targets are the
     assert.equal(seq.targets.reduce((a, b) => a + b, 0), model);
     assert.equal(seq.tokens[0], '^'.codePointAt(0));
   });
+});
+
+test('with the model tokenizer, other retrieved text changes no target token, only where the targets sit', async () => {
+  const model = track(await Model.load(await tinyModel()));
+  const tokenize = (s, first) => model.tokenize(s, { addSpecial: first, parseSpecial: false });
+  const item = { id: 'q', question: 'Where did the maker grow up?', goldenAnswers: ['Martamholm'] };
+  const make = async (text) => {
+    const doc = { id: 'd', contents: `"Title"\n${text} Martamholm.`, score: 1 };
+    const retriever = { name: 'script', async retrieve(queries) { return queries.map(() => ({ docs: [doc] })); } };
+    const { trajectories } = await warmupTrajectories([item], { retriever });
+    return warmupSequences(trajectories, tokenize)[0];
+  };
+  const a = await make('A short note about');
+  const b = await make('An entirely different and much longer passage of retrieved text, about');
+  assert.notEqual(a.tokens.length, b.tokens.length);
+  const targetTokens = (seq) => [...seq.tokens].filter((_, i) => seq.targets[i] === 1);
+  assert.deepEqual(targetTokens(a), targetTokens(b));
+  assert.ok(targetTokens(a).length > 10);
+  // The targets are exactly the model turns' tokens, each tokenized on its own.
+  const turns = ['<think>I need to search for information to answer this question.</think>\n<search> Where did the maker grow up? </search>',
+    '<think>The retrieved documents contain the answer.</think>\n<answer> Martamholm </answer>'];
+  assert.deepEqual(targetTokens(a), turns.flatMap((t) => [...tokenize(t, false)]));
 });

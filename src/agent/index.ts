@@ -17,6 +17,7 @@ export {
   type QaRewardName, type QaRewardFunction, type QaRollout, type FormatCheck, type EmFormatScores,
 } from './rewards';
 export { WARMUP_THINK, warmupTrajectories, warmupSequences, type WarmupOptions, type WarmupSet } from './warmup';
+export { directMethod, ragMethod, type QaMethod, type QaOutput, type BaselineOptions, type RagOptions } from './methods';
 export { Agent, type AgentRunOptions } from './agent';
 export { resolveAgentOptions, turnSeed, type AgentOptions, type ResolvedAgentOptions } from './agent-options';
 export type { AgentTurnEvent } from './rollout';
