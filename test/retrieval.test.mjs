@@ -130,6 +130,10 @@ test('DenseRetriever: cosine top-k of the embedded queries; reason mode returns 
   assert.ok(reasoned.reasoningTokens > 0);
   assert.deepEqual(reasoned.docs.map((d) => d.id), (await store.search(alone.vector, 2)).map((h) => h.id));
 
+  // Concurrent calls queue on the one embedder instead of failing with ERR_BUSY.
+  const concurrent = await Promise.all(queries.map((q) => dense.retrieve([q], { topk: 3 })));
+  assert.deepEqual(concurrent.map(([r]) => r.docs.map((d) => d.id)), results.map((r) => r.docs.map((d) => d.id)));
+
   const bm25 = new Bm25Retriever({ index: bm25Index(), contents: corpus });
   const hybrid = new HybridRetriever({ bm25, dense });
   const [h] = await hybrid.retrieve(['tides and the moon'], { topk: 4 });
@@ -189,7 +193,9 @@ test('HttpRetriever speaks Search-R1\'s /retrieve: one POST for the batch, docum
 test('HttpRetriever: bad answers, HTTP errors, timeouts, refused connections and aborts are clear ERR_REMOTE/ERR_ABORTED errors', async () => {
   let reply;
   const srv = await retrieveServer((body, res) => reply(body, res));
-  const remote = new HttpRetriever({ url: srv.url, timeoutMs: 300 });
+  const remote = new HttpRetriever({ url: srv.url, timeoutMs: 10_000 });
+  // A server that never answers meets a short timeout (the others a generous one: a loaded machine is slow).
+  const impatient = new HttpRetriever({ url: srv.url, timeoutMs: 300 });
   const remoteError = (pattern) => (e) => e instanceof SearchR3Error && e.code === 'ERR_REMOTE' && e.message.startsWith(`retriever ${srv.url}: `) && pattern.test(e.message);
   const doc = { document: { id: 'a', contents: 'A' }, score: 1 };
   const cases = [
@@ -203,14 +209,14 @@ test('HttpRetriever: bad answers, HTTP errors, timeouts, refused connections and
     [(b, res) => json(res, 200, { result: [[doc], [{ document: { id: 'b', contents: 'B' } }]] }), /result\[1\]\[0\]\.score is not a finite number/],
     [(b, res) => json(res, 200, { result: [[doc], [{ id: 'b', contents: 'B' }]] }), /result\[1\]\[0\] has no "document" object/],
     [(b, res) => json(res, 500, { detail: 'index not loaded' }), /answered HTTP 500 Internal Server Error: "\{\\"detail\\":\\"index not loaded\\"\}"/],
-    [() => { /* never answers */ }, /no complete answer within 300 ms/],
   ];
   try {
     for (const [answer, pattern] of cases) {
       reply = answer;
       await assert.rejects(remote.retrieve(['x', 'y'], { topk: 2 }), remoteError(pattern), String(pattern));
     }
-    reply = () => {};
+    reply = () => { /* never answers */ };
+    await assert.rejects(impatient.retrieve(['x', 'y'], { topk: 2 }), remoteError(/no complete answer within 300 ms/));
     const controller = new AbortController();
     const pending = remote.retrieve(['x'], { topk: 1, signal: controller.signal });
     setImmediate(() => controller.abort());

@@ -30,7 +30,10 @@ export interface UpdateOptions {
   onProgress?: (done: number, total: number) => void;
   /** Stops between encoder chunks with ERR_ABORTED, after committing what was encoded. */
   signal?: AbortSignal;
-  /** Seconds of encoding between commits (each commit rewrites the index). Default 10; 0 = after every chunk. */
+  /**
+   * Seconds of encoding between commits: what a kill can cost. Each commit rewrites the index, so
+   * commits are also at least four times their own duration apart. Default 10; 0 = after every chunk.
+   */
   checkpointSeconds?: number;
   /**
    * Called at each commit with the documents encoded so far. Phase `parts` comes after the new
@@ -398,12 +401,18 @@ export class DocumentIndex {
     let dirty = building || report.removed > 0 || version !== this.#committedVersion;
     const checkpointMs = (options.checkpointSeconds ?? 10) * 1000;
     let lastCommit = process.hrtime.bigint();
+    let lastCommitMs = 0;
     let done = 0;
     const commit = async (): Promise<void> => {
+      const t = process.hrtime.bigint();
       await this.#commit(lock, (phase) => options.onCheckpoint?.(phase, done, todo.length));
       dirty = false;
       lastCommit = process.hrtime.bigint();
+      lastCommitMs = sinceMs(t);
     };
+    // A commit rewrites the whole index, so on a large one commits are also spaced to at least four
+    // times their own duration: they never take more than a fifth of the update's time.
+    const commitDue = (): boolean => checkpointMs === 0 || sinceMs(lastCommit) >= Math.max(checkpointMs, 4 * lastCommitMs);
     const chunk = encodeChunkSize(embedder);
     try {
       for (let at = 0; at < todo.length; at += chunk) {
@@ -424,7 +433,7 @@ export class DocumentIndex {
         });
         done += part.length;
         dirty = true;
-        if (sinceMs(lastCommit) >= checkpointMs && done < todo.length) await commit();
+        if (done < todo.length && commitDue()) await commit();
       }
       if (dirty) await commit();
     } catch (err) {

@@ -42,6 +42,8 @@ export class DenseRetriever implements TextRetriever {
   readonly mode: EmbedMode;
   readonly #contents: (id: string) => string;
   readonly #queryTokens: Partial<Record<EmbedMode, number>>;
+  // An embedder runs one call at a time (a second is ERR_BUSY), so concurrent retrieve calls queue here.
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: DenseRetrieverOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(expected('object', 'options', options));
@@ -58,9 +60,17 @@ export class DenseRetriever implements TextRetriever {
     this.#queryTokens = { ...options.queryTokens };
   }
 
+  /** Embeds the queries and searches the store; concurrent calls run one after another, in call order. */
   async retrieve(queries: readonly string[], options: RetrieveOptions): Promise<RetrieveResult[]> {
     checkRetrieve(queries, options);
     if (queries.length === 0) return [];
+    const run = this.#queue.then(() => this.#retrieve(queries, options));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #retrieve(queries: readonly string[], options: RetrieveOptions): Promise<RetrieveResult[]> {
+    throwIfAborted(options.signal);
     const mode = options.mode ?? this.mode;
     const cap = this.#queryTokens[mode];
     const texts = queries.map((q) => (cap === undefined ? q : fitText(this.embedder.model, q, cap).text));
