@@ -10,7 +10,7 @@ import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
 import { chain, scriptedModel } from './helpers/scripted-model.mjs';
 
 const { main } = createRequire(import.meta.url)('../dist/cli/main.js');
-const { Model, Agent, SearchR3Error, INVALID_ACTION_MESSAGE, buildAgentPrompt, informationBlock, trajectorySequence, transcriptText } = lib;
+const { Model, Agent, agentMethod, SearchR3Error, INVALID_ACTION_MESSAGE, buildAgentPrompt, informationBlock, trajectorySequence, transcriptText } = lib;
 
 const DOC = { id: 'd1', contents: '"Paris"\nParis is the capital of France.', score: 1 };
 const SEARCH = '<search>\n paris</search>\n';
@@ -260,4 +260,17 @@ test('search-r3 agent: the trajectory, the answer and the searches, over a Flash
     assert.equal(r2.code, 2, `${argv.join(' ')}: ${r2.stderr}`);
     assert.match(r2.stderr, re);
   }
+});
+
+test('agentMethod: the agent as the QA bench method — answer, searches, and tokens written vs read', async () => {
+  const { a } = await agent();
+  const [out] = await agentMethod(a).answer([{ id: 'q1', question: 'capital of France', goldenAnswers: ['Paris'] }]);
+  const [t] = await a.run(['capital of France']);
+  const n = t.segments.map((s) => s.tokens.length);
+  assert.deepEqual(out, {
+    response: SEARCH + informationBlock([DOC]) + ANSWER, answer: 'Paris', searches: 1,
+    generatedTokens: n[1] + n[3], promptTokens: n[0] + n[2],
+  });
+  assert.deepEqual(await agentMethod(a).answer([]), []);
+  assert.throws(() => agentMethod({}), TypeError);
 });

@@ -21,3 +21,4 @@ export { directMethod, ragMethod, type QaMethod, type QaOutput, type BaselineOpt
 export { Agent, type AgentRunOptions } from './agent';
 export { resolveAgentOptions, turnSeed, type AgentOptions, type ResolvedAgentOptions } from './agent-options';
 export type { AgentTurnEvent } from './rollout';
+export { agentMethod, trajectoryOutput } from './agent-method';
