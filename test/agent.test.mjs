@@ -51,7 +51,7 @@ before(async () => {
   // Free text forever after ` hmm` (invalid turns), an end-of-generation token after ` there`.
   chain(t, last('a hmm'), [last('a hmm')]);
   chain(t, last('a there'), [eos]);
-  scripted = await scriptedModel(t);
+  scripted = await scriptedModel(t, await tinyModel({ tieEmbeddings: false }), join(tempDir(), 'scripted.gguf'));
 });
 
 async function agent(options = {}, modelPath = scripted) {

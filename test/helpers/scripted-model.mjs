@@ -3,17 +3,18 @@
 // bigram table). Each scripted source token gets a one-hot embedding and its successor's output
 // row points at it, so greedy decoding follows `next` exactly (logit 80 against 0: log-prob ≈ 0).
 // Tiny models cannot write Search-R1's tags; this one writes them when the script says so.
-import { join } from 'node:path';
-import { gguf, tempDir, tinyModel } from './models.mjs';
+// Imports nothing of the test runner, so bench/agent-bench.js builds its model with it too.
+import { createRequire } from 'node:module';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-let count = 0;
+const gguf = createRequire(import.meta.url)(join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'dist', 'gguf', 'index.js'));
 
 /**
- * Builds the model from `transitions`, a Map of token id → next token id, and returns its path.
- * At most 64 source tokens (the tiny model's embedding width).
+ * Writes to `out` the generated model `base` (untied embeddings) scripted by `transitions`, a Map
+ * of token id → next token id. At most n_embd source tokens.
  */
-export async function scriptedModel(transitions) {
-  const base = await tinyModel({ tieEmbeddings: false });
+export async function scriptedModel(transitions, base, out) {
   const info = await gguf.readGguf(base);
   const embd = info.tensors.find((t) => t.name === 'token_embd.weight');
   const [width, rows] = embd.dims;
@@ -34,7 +35,6 @@ export async function scriptedModel(transitions) {
     else data = await gguf.readTensorBytes(info, t.name);
     return { name: t.name, type: t.type.id, dims: t.dims, data };
   }));
-  const out = join(tempDir(), `scripted-${count++}.gguf`);
   await gguf.writeGguf(out, { metadata: info.metadata, tensors });
   return out;
 }
