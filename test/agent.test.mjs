@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { lib, tempDir, tinyModel, track } from './helpers/models.mjs';
+import { lib, tempDir, tinyModel, track, writeRandomLora } from './helpers/models.mjs';
 import { chain, scriptedModel } from './helpers/scripted-model.mjs';
 
 const { main } = createRequire(import.meta.url)('../dist/cli/main.js');
@@ -273,4 +273,21 @@ test('agentMethod: the agent as the QA bench method — answer, searches, and to
   });
   assert.deepEqual(await agentMethod(a).answer([]), []);
   assert.throws(() => agentMethod({}), TypeError);
+});
+
+test('Agent.run: sampled rollouts draw per sample and per turn, the same on every run; a lora is attached to the session', async () => {
+  const path = await tinyModel();
+  const { model, a } = await agent({ sequences: 4, maxTurns: 2, maxTurnTokens: 6, template: 'Q: {question}', temperature: 1, seed: 3 }, path);
+  const ts = await a.run(['alpha beta'], { group: 4 });
+  const turns = ts.map((t) => t.segments.filter((s) => s.origin === 'model').map((s) => [...s.tokens].join(',')));
+  // Four samples of one prompt, and two turns of one sample, each drew their own tokens.
+  assert.ok(new Set(turns.map((t) => t[0])).size > 1, 'the samples all drew the same first turn');
+  assert.notEqual(turns[0][0], turns[0][1]);
+  const again = await a.run(['alpha beta'], { group: 4 });
+  assert.deepEqual(again.map((t) => t.segments.map((s) => [...s.tokens].join(','))), ts.map((t) => t.segments.map((s) => [...s.tokens].join(','))));
+  const lora = track(await model.loadLora(await writeRandomLora(path, join(tempDir(), 'agent-lora.gguf'))));
+  const withLora = track(await Agent.create(model, { retriever: scriptedRetriever(), lora, sequences: 1, threads: 1 }));
+  assert.equal(withLora.session.loras.length, 1);
+  assert.equal(withLora.session.loras[0].adapter, lora);
+  await assert.rejects(Agent.create(model, { retriever: scriptedRetriever(), lora: {} }), /options\.lora/);
 });
