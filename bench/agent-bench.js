@@ -5,6 +5,8 @@
 //   - rollout throughput: tokens the model wrote per second of the whole run (prefill, retrieval
 //     pauses and appends included), against plain batched generation of the same length (the same
 //     Q × G sequences writing as many tokens each in one session.run, end-of-generation ignored);
+//   - the same against plain generation that also reads as many prompt tokens per sequence as a
+//     rollout decodes as prompt (its documents), which isolates the cost of the agent's turns;
 //   - prefill: the tokens the rollouts decoded as prompt (each prompt once per question, then only
 //     what each turn appends) against re-reading every transcript every turn (as a stateless
 //     engine must: each sample reads its prompt, and each turn re-reads all before it).
@@ -116,9 +118,9 @@ async function agentRun(agent, questions) {
   return { ts, time, prefill, reread, generated, retrieveSeconds: retrieveMs / 1000, decodeSeconds: decodeMs / 1000 };
 }
 
-async function plainRun(session, prompts, length) {
+async function plainRun(session, prompts, length, copies = G) {
   const t0 = process.hrtime.bigint();
-  const { results } = await session.run(prompts.map((prompt) => ({ prompt, copies: G, maxTokens: length, ignoreEog: true })));
+  const { results } = await session.run(prompts.map((prompt) => ({ prompt, copies, maxTokens: length, ignoreEog: true })));
   const time = seconds(t0);
   return { time, generated: results.reduce((n, r) => n + r.tokens.length, 0) };
 }
@@ -136,11 +138,16 @@ async function main() {
   if (!first.ts.every((t) => t.stop === 'turn-limit' && t.searches.length === turns)) throw new Error('the scripted model did not search every turn');
   const prompts = questions.map((q) => model.tokenize(lib.buildAgentPrompt(q), { addSpecial: true, parseSpecial: true }));
   await plainRun(plain, prompts, 4);
-  const runs = { agent: [], plain: [] };
+  // The same work without the agent's turns: every sequence reads as many prompt tokens as a
+  // rollout decodes as prompt (its share of the prompt, its documents, its turns' last tokens), then writes.
+  const readEach = Math.round(first.prefill / sequences);
+  const { randomTokens } = require('./tools.js');
+  const longPrompts = Array.from({ length: sequences }, (_, i) => randomTokens(readEach, model.info.nVocab, 50 + i));
+  const runs = { agent: [], plain: [], same: [] };
+  const run = { agent: () => agentRun(agent, questions), plain: () => plainRun(plain, prompts, length), same: () => plainRun(plain, longPrompts, length, 1) };
   for (let r = 0; r < reps; r++) {
-    for (const way of r % 2 === 0 ? ['agent', 'plain'] : ['plain', 'agent']) {
-      runs[way].push(way === 'agent' ? await agentRun(agent, questions) : await plainRun(plain, prompts, length));
-    }
+    const order = ['agent', 'plain', 'same'];
+    for (const way of r % 2 === 0 ? order : order.reverse()) runs[way].push(await run[way]());
   }
   const a = runs.agent[0];
   const agentSeconds = median(runs.agent.map((x) => x.time));
@@ -152,8 +159,11 @@ async function main() {
     agent: { seconds: agentSeconds, tokensPerSecond: a.generated / agentSeconds, retrieveSeconds: median(runs.agent.map((x) => x.retrieveSeconds)),
       decodeSeconds: median(runs.agent.map((x) => x.decodeSeconds)), allSeconds: runs.agent.map((x) => x.time) },
     plain: { seconds: plainSeconds, tokensPerSecond: runs.plain[0].generated / plainSeconds, allSeconds: runs.plain.map((x) => x.time) },
+    sameWork: { promptTokensEach: readEach, seconds: median(runs.same.map((x) => x.time)), allSeconds: runs.same.map((x) => x.time) },
     prefill: { continued: a.prefill, reread: a.reread },
   };
+  result.sameWork.tokensPerSecond = runs.same[0].generated / result.sameWork.seconds;
+  result.ratioSameWork = result.agent.tokensPerSecond / result.sameWork.tokensPerSecond;
   result.ratio = result.agent.tokensPerSecond / result.plain.tokensPerSecond;
   result.prefillSaved = 1 - a.prefill / a.reread;
   agent.dispose();
@@ -163,7 +173,8 @@ async function main() {
   console.log('|---|---:|---:|');
   console.log(`| agent rollouts (${turns} turns, ${turns - 1} batched retrievals) | ${agentSeconds.toFixed(2)} | ${result.agent.tokensPerSecond.toFixed(0)} |`);
   console.log(`| plain batched generation | ${plainSeconds.toFixed(2)} | ${result.plain.tokensPerSecond.toFixed(0)} |`);
-  console.log(`agent/plain throughput ${result.ratio.toFixed(2)}x (of the agent's run: ${result.agent.decodeSeconds.toFixed(2)} s in shared decodes, ` +
+  console.log(`| plain, reading ${readEach} prompt tokens each (what a rollout decodes as prompt) | ${result.sameWork.seconds.toFixed(2)} | ${result.sameWork.tokensPerSecond.toFixed(0)} |`);
+  console.log(`agent/plain throughput ${result.ratio.toFixed(2)}x, ${result.ratioSameWork.toFixed(2)}x against the same tokens read and written (of the agent's run: ${result.agent.decodeSeconds.toFixed(2)} s in shared decodes, ` +
     `${result.agent.retrieveSeconds.toFixed(3)} s retrieving); ` +
     `prefill ${a.prefill} tokens continuing vs ${a.reread} re-reading (${(100 * result.prefillSaved).toFixed(1)}% saved)`);
   if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
