@@ -48,7 +48,8 @@ test('readQaJsonl names FILE:LINE for bad records', async () => {
   const skipped = await readQaJsonl(dup, { skipMalformed: true });
   assert.equal(skipped.items.length, 1);
   assert.equal(skipped.report.skipped, 1);
-  await assert.rejects(readQaJsonl(file('empty.jsonl', '\n')), { code: 'ERR_FORMAT', message: /expected at least one question/ });
+  const empty = file('empty.jsonl', '\n');
+  await assert.rejects(readQaJsonl(empty), { code: 'ERR_FORMAT', message: `${empty}: expected at least one question {"question", "golden_answers"} but found none` });
   await assert.rejects(readQaJsonl(join(tempDir(), 'missing.jsonl')), { code: 'ERR_FILE' });
 });
 

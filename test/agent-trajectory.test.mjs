@@ -16,6 +16,8 @@ test('buildAgentPrompt quotes Search-R1 make_prefix and ends the question with ?
   assert.ok(p.endsWith('For example, <answer> Beijing </answer>. Question: who wrote hamlet?\n'));
   assert.equal(buildAgentPrompt('x $& y?'), SEARCH_R1_TEMPLATE.replace('{question}', () => 'x $& y?'));
   assert.equal(buildAgentPrompt('q', 'Q: {question} A:'), 'Q: q? A:');
+  // A question that holds a slot's name stays as written.
+  assert.ok(buildRagPrompt('what is {context}', [{ contents: '"T"\nx' }]).includes('Question: what is {context}? Context: Doc 1(Title: "T") x\n'));
   assert.throws(() => buildAgentPrompt('q', 'no slot'), { name: 'RangeError', message: 'Expected template to contain {question} but it does not' });
   assert.throws(() => buildAgentPrompt('   '), RangeError);
   assert.ok(buildDirectPrompt('q').endsWith('Question: q?\n'));

@@ -66,6 +66,9 @@ test('direct and rag methods answer with the prompts they promise', async () => 
   assert.deepEqual(direct.map((o) => o.searches), [0, 0]);
   // The RAG prompt holds the formatted document, so it is longer than the direct one.
   assert.ok(rag[0].promptTokens > direct[0].promptTokens + 5);
+  // A prompt that cannot fit its sequence is a clear error naming the question, before any decoding.
+  const long = [{ id: 'long', question: 'word '.repeat(1100), goldenAnswers: ['x'] }];
+  await assert.rejects(directMethod({ session, maxTokens: 4 }).answer(long), { code: 'ERR_CONTEXT', message: /^question "long": a prompt of \d+ tokens and 4 answer tokens do not fit a sequence of 1024; retrieve fewer documents/ });
   const expectedPrompt = lib.buildRagPrompt('who', [{ contents: '"T"\nabout who' }]);
   assert.equal(rag[0].promptTokens, model.tokenize(expectedPrompt, { addSpecial: true, parseSpecial: true }).length);
 });

@@ -4,6 +4,7 @@
 import type { Session } from '../engine/session';
 import type { QaItem } from '../eval/qa-data';
 import type { TextRetriever } from '../retrieval/types';
+import { SearchR3Error } from '../util/errors';
 import { assertInteger, expected } from '../util/validate';
 import { buildDirectPrompt, buildRagPrompt } from './prompt';
 import { responseAnswer } from './rewards';
@@ -52,9 +53,18 @@ function checkSession(o: BaselineOptions): number {
   return maxTokens;
 }
 
-async function answerPrompts(session: Session, prompts: string[], maxTokens: number, searches: number, signal?: AbortSignal): Promise<QaOutput[]> {
+async function answerPrompts(session: Session, items: readonly QaItem[], prompts: string[], maxTokens: number, searches: number, signal?: AbortSignal): Promise<QaOutput[]> {
   if (prompts.length === 0) return [];
-  const gens = await session.generate(prompts, { maxTokens, stop: [ANSWER_STOP], temperature: 0, signal });
+  const room = session.info.contextPerSequence;
+  const tokens = prompts.map((p, i) => {
+    const t = session.promptTokens(p);
+    // Checked here so the message names the question, not a request index of the engine.
+    if (t.length + maxTokens > room) {
+      throw new SearchR3Error('ERR_CONTEXT', `question "${items[i]!.id}": a prompt of ${t.length} tokens and ${maxTokens} answer tokens do not fit a sequence of ${room}; retrieve fewer documents (--topk) or allow fewer answer tokens`);
+    }
+    return t;
+  });
+  const gens = await session.generate(tokens, { maxTokens, stop: [ANSWER_STOP], temperature: 0, signal });
   return gens.map((g) => {
     // The stop string is cut from the text; put it back so the response reads as the model wrote it.
     const response = g.finish === 'stop' ? `${g.text}${ANSWER_STOP}` : g.text;
@@ -72,7 +82,7 @@ export function directMethod(options: BaselineOptions): QaMethod {
   const maxTokens = checkSession(options);
   return {
     name: 'direct',
-    answer: (items, signal) => answerPrompts(options.session, items.map((i) => buildDirectPrompt(i.question)), maxTokens, 0, signal),
+    answer: (items, signal) => answerPrompts(options.session, items, items.map((i) => buildDirectPrompt(i.question)), maxTokens, 0, signal),
   };
 }
 
@@ -93,7 +103,7 @@ export function ragMethod(options: RagOptions): QaMethod {
       if (items.length === 0) return [];
       const results = await options.retriever.retrieve(items.map((i) => i.question), { topk, signal });
       const prompts = items.map((item, i) => buildRagPrompt(item.question, results[i]!.docs));
-      return answerPrompts(options.session, prompts, maxTokens, 1, signal);
+      return answerPrompts(options.session, items, prompts, maxTokens, 1, signal);
     },
   };
 }

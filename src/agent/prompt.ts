@@ -70,13 +70,12 @@ export function normalizeQuestion(question: string): string {
 
 function fill(template: string, name: string, slots: Record<string, string>): string {
   assertString(template, name);
-  let out = template;
-  for (const [slot, value] of Object.entries(slots)) {
-    if (!out.includes(slot)) throw new RangeError(`Expected ${name} to contain ${slot} but it does not`);
-    // split/join, not replace: a `$&` in a question must stay literal text.
-    out = out.split(slot).join(value);
+  for (const slot of Object.keys(slots)) {
+    if (!template.includes(slot)) throw new RangeError(`Expected ${name} to contain ${slot} but it does not`);
   }
-  return out;
+  // One pass with a function replacement: a question holding `{context}` or `$&` stays literal text.
+  const pattern = new RegExp(Object.keys(slots).map((k) => k.replace(/[{}]/g, '\\$&')).join('|'), 'g');
+  return template.replace(pattern, (slot) => slots[slot]!);
 }
 
 /**

@@ -41,6 +41,8 @@ export interface WarmupSet {
 }
 
 interface Pending {
+  /** The question's position in the input (trajectories come back in input order). */
+  index: number;
   item: QaItem;
   t: Trajectory;
   query: string;
@@ -104,12 +106,11 @@ export async function warmupTrajectories(items: readonly QaItem[], options: Warm
   assertString(template, 'options.template');
   const done: Trajectory[] = new Array(items.length);
   const skipped: string[] = [];
-  let pending: Pending[] = items.map((item) => {
+  let pending: Pending[] = items.map((item, index) => {
     const t = newTrajectory(item.question, buildAgentPrompt(item.question, template));
     addSegment(t, 'model', turn(WARMUP_THINK.search, 'search', item.question.trim()));
-    return { item, t, query: item.question.trim(), path: pathOf(item), retrieved: new Set<string>() };
+    return { index, item, t, query: item.question.trim(), path: pathOf(item), retrieved: new Set<string>() };
   });
-  const order = new Map(items.map((item, i) => [item, i]));
   while (pending.length > 0) {
     const results = await options.retriever.retrieve(pending.map((p) => p.query), { topk });
     const next: Pending[] = [];
@@ -120,7 +121,7 @@ export async function warmupTrajectories(items: readonly QaItem[], options: Warm
       const gold = p.item.goldenAnswers.find((g) => substringMatch(info, [g]) === 1);
       if (gold !== undefined) {
         addSegment(p.t, 'model', turn(WARMUP_THINK.answer, 'answer', gold));
-        done[order.get(p.item)!] = finishTrajectory(p.t, 'answer');
+        done[p.index] = finishTrajectory(p.t, 'answer');
         return;
       }
       for (const d of docs) p.retrieved.add(d.id);

@@ -13,8 +13,11 @@ import { assertBoolean, assertInteger, assertString, checkKeys, expected } from 
 import { DEMO_DATASET } from './dataset';
 import { checkQaRetriever, openQaRetriever, type OpenedRetriever } from './qa-retriever';
 import { QA_METHOD_NAMES, type HopScores, type QaBenchReport, type QaMethodName, type QaMethodResult, type QaScores } from './qa-types';
-import { loadBenchModel, UNTRAINED_NOTE } from './run';
+import { loadBenchModel } from './run';
 import { mean, msSince, rate, summarizeLatency } from './stats';
+
+/** The caveat printed with every `--task qa` result of the untrained demo model. */
+export const QA_UNTRAINED_NOTE = 'untrained demo model: answers are a floor, not a result';
 
 /** Options of {@link runQaBench}. `qa` and `corpus` go together; without both, synthetic multi-hop QA. */
 export interface QaBenchOptions {
@@ -202,7 +205,7 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
     const hops: Record<string, number> = {};
     for (const i of items) if (i.hops !== undefined) hops[String(i.hops)] = (hops[String(i.hops)] ?? 0) + 1;
     const notes: string[] = [];
-    if (loaded.summary.trained === false) notes.push(UNTRAINED_NOTE.replace('dense rows are', 'answers are'));
+    if (loaded.summary.trained === false) notes.push(QA_UNTRAINED_NOTE);
     const timed = Math.min(o.latencyQuestions, items.length);
     if (timed < items.length) notes.push(`latency: the first ${timed} of ${items.length} questions answered one at a time per method`);
     return {

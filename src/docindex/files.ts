@@ -26,6 +26,7 @@ import type { EncoderIdentity } from './identity';
 
 /** The manifest kind of a document index's catalog. */
 export const CATALOG_KIND = 'document-index';
+/** The catalog's folder inside an index directory. */
 export const CATALOG_DIR = 'catalog';
 
 /** How the index embeds and searches, fixed at build time. */

@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { titledContents, type CorpusDoc } from '../docindex/corpus';
+import { SearchR3Error } from '../util/errors';
 import { writeViaTemp } from '../util/temp-files';
 import { assertString, expected } from '../util/validate';
 import type { BeirSplit } from './beir';
@@ -79,7 +80,7 @@ export async function readQaJsonl(file: string, options?: ReadOptions): Promise<
     items.push(r);
     report.records++;
   }
-  if (items.length === 0) malformed(report, report.lines, 'expected at least one question {"question", "golden_answers"}', undefined);
+  if (items.length === 0) throw new SearchR3Error('ERR_FORMAT', `${file}: expected at least one question {"question", "golden_answers"} but found none`);
   return { items, report };
 }
 
