@@ -1,6 +1,6 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { Embedder, EMBEDDER_DEFAULTS, type EmbedMode } from '../engine/embedder';
+import { Embedder, EMBEDDER_DEFAULTS } from '../engine/embedder';
 import { Model } from '../engine/model';
 import { Bm25Retriever } from '../retrieval/bm25';
 import { DenseRetriever } from '../retrieval/dense';
@@ -15,111 +15,15 @@ import { lockStoreDirectory, type WriterLock } from '../store/writer-lock';
 import { SearchR3Error } from '../util/errors';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import { readCorpus, type Corpus, type CorpusDoc } from './corpus';
-import { bm25Of, contentHash, hasCatalog, loadIndex, saveIndex, type CatalogMeta, type IndexSettings, type StoredDoc } from './files';
-import { encoderIdentity, identityDifferences, mismatchError, type EncoderIdentity } from './identity';
+import { bm25Of, checkBuildTarget, contentHash, highestGeneration, loadIndex, saveIndex, type CatalogMeta, type IndexSettings, type StoredDoc } from './files';
+import { encoderIdentity, identityDifferences, mismatchError } from './identity';
+import type {
+  BuildOptions, CheckpointPhase, CorpusInput, IndexInfo, IndexRetrieverOptions, OpenOptions, OpenWithModelOptions, UpdateOptions, UpdateReport,
+} from './types';
 
-/** A corpus as {@link DocumentIndex.build} and {@link DocumentIndex.update} take it: a path for {@link readCorpus}, a read corpus, or documents. */
-export type CorpusInput = string | Corpus | readonly CorpusDoc[];
-
-/** Where a commit is: its vectors and BM25 are written but not yet committed (`parts`), or committed. */
-export type CheckpointPhase = 'parts' | 'committed';
-
-/** Options of {@link DocumentIndex.update} (and of the encoding part of a build). */
-export interface UpdateOptions {
-  /** Called as documents are encoded: done so far of those to encode. */
-  onProgress?: (done: number, total: number) => void;
-  /** Stops between encoder chunks with ERR_ABORTED, after committing what was encoded. */
-  signal?: AbortSignal;
-  /**
-   * Seconds of encoding between commits: what a kill can cost. Each commit rewrites the index, so
-   * commits are also at least four times their own duration apart. Default 10; 0 = after every chunk.
-   */
-  checkpointSeconds?: number;
-  /**
-   * Called at each commit with the documents encoded so far. Phase `parts` comes after the new
-   * vectors and BM25 are written, before the catalog names them. For progress displays, and for
-   * tests that kill a process at an exact point of the commit.
-   */
-  onCheckpoint?: (phase: CheckpointPhase, done: number, total: number) => void;
-}
-
-/** Options of {@link DocumentIndex.build}. */
-export interface BuildOptions extends UpdateOptions {
-  /** Encodes the documents (and later the queries); the caller keeps ownership. */
-  embedder: Embedder;
-  /** Query mode of searches unless told otherwise. Default `direct`. */
-  mode?: EmbedMode;
-  /** Approximate (HNSW) vector search instead of exact. Default false. */
-  hnsw?: boolean;
-  /** The embedder's reasoning budget (what `maxReasoningTokens` it was created with), to leave room for it in reason-mode queries. Default 128. */
-  maxReasoningTokens?: number;
-  /** Replace an index already in `dir` (it stays searchable until the new one's first commit). Default false. */
-  force?: boolean;
-}
-
-/** Options of {@link DocumentIndex.open}. */
-export interface OpenOptions {
-  /** Encodes queries and updates; must be what encoded the index unless `reencode`. Without one, only BM25 search works. */
-  embedder?: Embedder;
-  /** Accept an embedder with another model, adapter or template: every row becomes stale and the next update re-encodes it. */
-  reencode?: boolean;
-}
-
-/** Options of {@link DocumentIndex.openWithModel}. */
-export interface OpenWithModelOptions {
-  /** An adapter to use instead of the recorded one (`null`: none). A different one needs `reencode`. */
-  lora?: string | null;
-  reencode?: boolean;
-  /** CPU threads of the embedder (default: all). */
-  threads?: number;
-  /** Parallel sequences of the embedder (default 8). */
-  sequences?: number;
-}
-
-/** What an update did. */
-export interface UpdateReport {
-  /** Documents new to the index, encoded. */
-  added: number;
-  /** Documents whose text changed (by sha256), re-encoded. */
-  changed: number;
-  /** Documents no longer in the corpus, removed. */
-  removed: number;
-  /** Unchanged documents re-encoded because an earlier encoder (another adapter) wrote them. */
-  reencoded: number;
-  /** Documents left as they were. */
-  unchanged: number;
-  /** Encoded documents cut to the document budget. */
-  truncated: number;
-  /** Prompt tokens fed to the encoder. */
-  encodedTokens: number;
-  /** Seconds spent encoding (the throughput denominator). */
-  encodeSeconds: number;
-  /** Seconds the whole update took, reading the corpus excluded. */
-  seconds: number;
-}
-
-/** What {@link DocumentIndex.info} tells. */
-export interface IndexInfo {
-  dir: string;
-  documents: number;
-  /** Documents whose vector an earlier encoder wrote (a re-encode was interrupted, or has not run yet). */
-  staleDocuments: number;
-  identity: EncoderIdentity;
-  encoderVersion: number;
-  settings: IndexSettings;
-  generation: number;
-  createdAt: string;
-  savedAt: string;
-}
-
-/** Options of {@link DocumentIndex.retriever}. */
-export interface IndexRetrieverOptions {
-  /** `bm25`, `dense` or `hybrid` (default `dense`, or `hybrid` with `hybrid: true`). */
-  kind?: 'bm25' | 'dense' | 'hybrid';
-  hybrid?: boolean;
-  /** Query mode (default: the index's). */
-  mode?: EmbedMode;
-}
+export type {
+  BuildOptions, CheckpointPhase, CorpusInput, IndexInfo, IndexRetrieverOptions, OpenOptions, OpenWithModelOptions, UpdateOptions, UpdateReport,
+} from './types';
 
 const sinceMs = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -455,35 +359,4 @@ export class DocumentIndex {
     this.#committedVersion = meta.encoderVersion;
     onPhase('committed');
   }
-}
-
-/** Refuses to build over anything but nothing, an empty folder, or (with force) a document index. */
-async function checkBuildTarget(dir: string, abs: string, force: boolean): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(abs);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
-    if (code === 'ENOTDIR') throw new SearchR3Error('ERR_FILE', `cannot build a document index at ${dir}: it is a file, expected a folder`);
-    throw new SearchR3Error('ERR_FILE', `cannot build a document index at ${dir} (${code ?? String(err)})`, { cause: err });
-  }
-  if (await hasCatalog(abs)) {
-    if (!force) throw new SearchR3Error('ERR_FILE', `${dir} already holds a document index; update it (search-r3 index update ${dir} --corpus …) or pass --force to rebuild it`);
-    return;
-  }
-  // What an interrupted first build leaves (its lock files, uncommitted parts) is ours to replace.
-  const foreign = names.filter((n) => !n.startsWith('.writer') && n !== 'catalog' && !/^(vectors|bm25)\.\d+$/.test(n));
-  if (foreign.length > 0) throw new SearchR3Error('ERR_FILE', `cannot build a document index at ${dir}: the folder is not empty and holds no index; choose a new or empty folder`);
-}
-
-/** The highest generation number used in `dir` (0 when none): a rebuild continues the count so it never reuses a live folder name. */
-async function highestGeneration(dir: string): Promise<number> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  let g = 0;
-  for (const n of names) {
-    const m = /^(vectors|bm25)\.(\d+)$/.exec(n);
-    if (m) g = Math.max(g, Number(m[2]));
-  }
-  return g;
 }

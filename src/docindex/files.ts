@@ -150,3 +150,34 @@ export async function loadIndex(dir: string): Promise<LoadedIndex> {
     return { meta, docs, store, bm25 };
   });
 }
+
+/** Refuses to build over anything but nothing, an empty folder, or (with force) a document index. */
+export async function checkBuildTarget(dir: string, abs: string, force: boolean): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new SearchR3Error('ERR_FILE', `cannot build a document index at ${dir}: it is a file, expected a folder`);
+    throw new SearchR3Error('ERR_FILE', `cannot build a document index at ${dir} (${code ?? String(err)})`, { cause: err });
+  }
+  if (await hasCatalog(abs)) {
+    if (!force) throw new SearchR3Error('ERR_FILE', `${dir} already holds a document index; update it (search-r3 index update ${dir} --corpus …) or pass --force to rebuild it`);
+    return;
+  }
+  // What an interrupted first build leaves (its lock files, uncommitted parts) is ours to replace.
+  const foreign = names.filter((n) => !n.startsWith('.writer') && n !== 'catalog' && !/^(vectors|bm25)\.\d+$/.test(n));
+  if (foreign.length > 0) throw new SearchR3Error('ERR_FILE', `cannot build a document index at ${dir}: the folder is not empty and holds no index; choose a new or empty folder`);
+}
+
+/** The highest generation number used in `dir` (0 when none): a rebuild continues the count so it never reuses a live folder name. */
+export async function highestGeneration(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let g = 0;
+  for (const n of names) {
+    const m = GENERATION_DIR.exec(n);
+    if (m) g = Math.max(g, Number(m[2]));
+  }
+  return g;
+}
