@@ -5,7 +5,8 @@
 import type { Session } from '../engine/session';
 import type { Sequence } from '../engine/sequence';
 import { ACTION_STOPS, addSegment, finishTrajectory, newTrajectory, type SegmentOrigin, type StopReason, type Trajectory } from './trajectory';
-import { buildAgentPrompt, INVALID_ACTION_MESSAGE, informationBlock } from './prompt';
+import { buildAgentPrompt, informationBlock } from './prompt';
+import { nextStep } from './step';
 import { turnSeed, type ResolvedAgentOptions } from './agent-options';
 
 /** What `onTurn` hears after each shared decode and after each batched retrieval. */
@@ -49,8 +50,9 @@ export interface WaveContext {
 
 const now = (): number => performance.now();
 
-function end(live: Live, stop: StopReason, ctx: WaveContext): void {
-  finishTrajectory(live.t, stop);
+/** Ends a rollout: its trajectory (unless `nextStep` already did) and its sequence. */
+function end(live: Live, stop: StopReason | null, ctx: WaveContext): void {
+  if (stop !== null) finishTrajectory(live.t, stop);
   live.seq.dispose();
   ctx.finished.count++;
 }
@@ -148,31 +150,23 @@ async function generateTurn(ctx: WaveContext, wave: number, turn: number, live: 
     const r = results[i]!;
     if (l.owed) addSegment(l.t, l.owed.origin, l.owed.text, l.owed.tokens);
     l.owed = null;
+    // The whole sampled text is kept (not cut after the tag as Search-R1 cuts it): the sequence
+    // holds those tokens, and the segment must say what the sequence holds.
     const action = addSegment(l.t, 'model', r.text, r.tokens)!;
     if (r.logprobs) l.t.segments[l.t.segments.length - 1]!.logprobs = r.logprobs;
-    const stop = turnEnd(action.kind, r.finish, budgets[i]! < o.maxTurnTokens, l.t.turns >= o.maxTurns);
-    if (stop !== null) {
-      end(l, stop, ctx);
+    // A turn cut by the context budget rather than by maxTurnTokens ended on a full context.
+    const finish = r.finish === 'length' && budgets[i]! < o.maxTurnTokens ? 'context' : r.finish;
+    const next = nextStep(l.t, action, finish, { maxTurns: o.maxTurns });
+    if (next.kind === 'stop') {
+      end(l, null, ctx);
       live.splice(i, 1);
-    } else if (action.kind === 'search') {
-      l.query = action.content;
+    } else if (next.kind === 'search') {
+      l.query = next.query;
     } else {
-      l.owed = { origin: 'correction', text: INVALID_ACTION_MESSAGE, tokens: outsideTokens(ctx.session, INVALID_ACTION_MESSAGE) };
+      l.owed = { origin: 'correction', text: next.text, tokens: outsideTokens(ctx.session, next.text) };
     }
   }
   ctx.onTurn?.({ phase: 'generate', wave, turn, sequences: items.length, queries: 0, prefillTokens: stats.promptTokens, generatedTokens: stats.generatedTokens, ms, finished: ctx.finished.count });
-}
-
-/**
- * How a turn ends its trajectory, or null when it goes on. An answer ends it; so does an
- * end-of-generation token without an action (nothing to continue from), a turn cut by the context
- * budget rather than by `maxTurnTokens`, or the last allowed turn.
- */
-function turnEnd(kind: 'search' | 'answer' | 'invalid', finish: string, budgetCut: boolean, lastTurn: boolean): StopReason | null {
-  if (kind === 'answer') return 'answer';
-  if (finish === 'context' || (finish === 'length' && budgetCut)) return 'context-budget';
-  if (kind === 'invalid' && finish === 'eog') return 'no-action';
-  return lastTurn ? 'turn-limit' : null;
 }
 
 async function retrieveTurn(ctx: WaveContext, wave: number, turn: number, live: Live[]): Promise<void> {
