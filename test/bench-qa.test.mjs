@@ -92,7 +92,7 @@ test('search-r3-bench --task qa on synthetic QA writes a table, JSON and an HTML
   assert.equal(report.dataset.docs, 40);
   assert.deepEqual(report.dataset.questionIds, items.map((i) => i.id));
   assert.equal(report.retriever, 'bm25');
-  assert.deepEqual(report.methods.map((m) => m.name), ['direct', 'rag']);
+  assert.deepEqual(report.methods.map((m) => m.name), ['direct', 'rag', 'agent']);
   for (const m of report.methods) {
     assert.equal(m.answers.length, items.length);
     const em = items.map((item, i) => (m.answers[i] === null ? 0 : exactMatch(m.answers[i], item.goldenAnswers)));
@@ -105,14 +105,15 @@ test('search-r3-bench --task qa on synthetic QA writes a table, JSON and an HTML
     assert.deepEqual(m.perHop.map((h) => h.hops), [...new Set(items.map((i) => i.hops))].sort());
     assert.equal(m.perHop.reduce((n, h) => n + h.questions, 0), items.length);
     assert.equal(m.latency.samples, 2);
-    assert.ok(m.generatedTokensPerQuestion > 0 && m.generatedTokensPerQuestion <= 8);
-    assert.equal(m.searchesPerQuestion, m.name === 'rag' ? 1 : 0);
+    // The agent writes up to --max-tokens per turn, over its turns (4 by default).
+    assert.ok(m.generatedTokensPerQuestion > 0 && m.generatedTokensPerQuestion <= (m.name === 'agent' ? 4 * 8 : 8));
+    if (m.name !== 'agent') assert.equal(m.searchesPerQuestion, m.name === 'rag' ? 1 : 0);
   }
   assert.ok(report.methods[1].promptTokensPerQuestion > report.methods[0].promptTokensPerQuestion);
   const page = readFileSync(html, 'utf8');
   assert.match(page, /<svg[^>]*class="chart/);
   assert.match(page, /Exact match per number of hops/);
-  assert.equal((page.match(/class="bar"/g) ?? []).length, 2 * 3 + 2 * report.methods[0].perHop.length);
+  assert.equal((page.match(/class="bar"/g) ?? []).length, 3 * 3 + 3 * report.methods[0].perHop.length);
   // Existing outputs are refused without --force, before any work.
   const again = await bench(argv.filter((a) => a !== '--force'));
   assert.equal(again.code, 1);
@@ -124,7 +125,7 @@ test('search-r3-bench --task qa: usage errors exit 2 with one line', async () =>
   writeFileSync(qa, '{"question":"q","golden_answers":["a"]}\n');
   for (const [argv, message] of [
     [['--task', 'qa', '--qa', qa], /--qa needs --corpus/],
-    [['--task', 'qa', '--methods', 'agent'], /Expected a comma-separated list of direct, rag for --methods but received "agent"/],
+    [['--task', 'qa', '--methods', 'ircot'], /Expected a comma-separated list of direct, rag, agent for --methods but received "ircot"/],
     [['--task', 'qa', '--retriever', 'sparse'], /Expected bm25, dense, hybrid or an http\(s\) URL for --retriever but received "sparse"/],
     [['--task', 'qa', '--topk', '0'], /--topk/],
     [['--task', 'qa', '--dataset', 'x'], /--dataset/],

@@ -27,6 +27,7 @@ const SKIPPED = new Map([
   ['search-r3 add-embed-token IN OUT [--force]', 'synopsis'],
   ['search-r3 eval QRELS RUN [--json] [-m measure…] [-q]', 'synopsis'],
   ['search-r3 train sft --model M.gguf --train FILE --out ADAPTER.gguf [...]', 'synopsis'],
+  ['search-r3 agent MODEL --corpus CORPUS [--retriever bm25|dense|hybrid|URL] [...] "question"', 'synopsis'],
   ['search-r3 train sft --model base-embed.gguf --train pairs.jsonl --out stage1.lora.gguf [--eval BEIR_DIR] [--steps 100] [--batch 8] [--accumulate 1] [--lr 1e-4] [--warmup N] [--schedule cosine] [--lora-rank 8] [--lora-alpha 16] [--lora-targets attn_q,attn_k,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature 0.05] [--margin 0.2] [--hard-negatives 1] [--template default|search-r3.0] [--max-tokens 256] [--checkpoint-every 50] [--lean-memory] [--resume | --force] [--json]', 'synopsis'],
   ['search-r3 embed base-embed.gguf --lora stage1.lora.gguf "a query"', 'needs the adapter of the synopsis line above (train-run tests train one)'],
   ['search-r3 index build --model embed.gguf --corpus notes --out notes.index', 'needs a notes folder of your files; test/cli-index.test.mjs runs these commands on a generated one'],

@@ -19,3 +19,7 @@ export {
 export { WARMUP_THINK, warmupTrajectories, warmupSequences, type WarmupOptions, type WarmupSet } from './warmup';
 export { directMethod, ragMethod, type QaMethod, type QaOutput, type BaselineOptions, type RagOptions } from './methods';
 export { nextStep, takeTurn, appendObservation, type NextStep, type TurnFinish } from './step';
+export { Agent, type AgentRunOptions } from './agent';
+export { resolveAgentOptions, turnSeed, type AgentOptions, type ResolvedAgentOptions } from './agent-options';
+export type { AgentTurnEvent } from './rollout';
+export { agentMethod, trajectoryOutput } from './agent-method';

@@ -61,6 +61,8 @@ export interface Segment {
   origin: SegmentOrigin;
   text: string;
   tokens?: Int32Array;
+  /** `model` segments of a rollout run with `logprobs`: the log-probability of each of `tokens` when sampled. */
+  logprobs?: Float32Array;
 }
 
 /**

@@ -4,8 +4,8 @@
  */
 import type { Latency, ModelInfoSummary } from './types';
 
-/** The methods `--task qa` runs today, in report order (the agent joins them when it exists). */
-export const QA_METHOD_NAMES = ['direct', 'rag'] as const;
+/** The methods `--task qa` runs, in report order: no retrieval, RAG, the Search-R1 agent. */
+export const QA_METHOD_NAMES = ['direct', 'rag', 'agent'] as const;
 export type QaMethodName = (typeof QA_METHOD_NAMES)[number];
 
 /** Answer quality over a set of questions (each a mean over questions, 0–1). */
@@ -69,7 +69,7 @@ export interface QaBenchReport {
   };
   model: ModelInfoSummary;
   retriever: string;
-  settings: { methods: QaMethodName[]; topk: number; maxTokens: number; limitQuestions: number | null; latencyQuestions: number; sequences: number; threads: number | null };
+  settings: { methods: QaMethodName[]; topk: number; maxTokens: number; maxTurns: number; limitQuestions: number | null; latencyQuestions: number; sequences: number; threads: number | null };
   methods: QaMethodResult[];
   notes: string[];
   host: { platform: string; arch: string; cpus: number; threads: number | null; node: string };

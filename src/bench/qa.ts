@@ -1,6 +1,8 @@
 // `search-r3-bench --task qa`: answer quality and cost of the QA methods on the same questions.
 import { availableParallelism } from 'node:os';
 import { directMethod, ragMethod, type QaMethod, type QaOutput } from '../agent/methods';
+import { Agent } from '../agent/agent';
+import { agentMethod } from '../agent/agent-method';
 import { readCorpus, type CorpusDoc } from '../docindex/corpus';
 import type { Session } from '../engine/session';
 import { exactMatch, f1Score, substringMatch } from '../eval/qa';
@@ -32,12 +34,14 @@ export interface QaBenchOptions {
    * mode), `hybrid` (both, reciprocal-rank fused), or a Search-R1 `/retrieve` URL (http or https).
    */
   retriever?: string;
-  /** Which methods run (report order: direct, rag). Default both. */
+  /** Which methods run (report order: direct, rag, agent). Default all. */
   methods?: QaMethodName[];
   /** Documents per retrieval (default 3, Search-R1's). */
   topk?: number;
-  /** Tokens generated per answer at most (default 128). */
+  /** Tokens generated per answer at most (default 128); for the agent, per turn. */
   maxTokens?: number;
+  /** The agent's model turns per question at most (default 4, Search-R1's). */
+  maxTurns?: number;
   /** Evaluate the first N questions only. */
   limitQuestions?: number;
   /** Questions answered one at a time per method for latency (default 20; all when fewer). */
@@ -49,7 +53,7 @@ export interface QaBenchOptions {
   log?: (line: string) => void;
 }
 
-const KEYS = ['qa', 'corpus', 'model', 'lora', 'retriever', 'methods', 'topk', 'maxTokens', 'limitQuestions', 'latencyQuestions', 'sequences', 'threads', 'progress', 'log'];
+const KEYS = ['qa', 'corpus', 'model', 'lora', 'retriever', 'methods', 'topk', 'maxTokens', 'maxTurns', 'limitQuestions', 'latencyQuestions', 'sequences', 'threads', 'progress', 'log'];
 
 function resolve(options: QaBenchOptions) {
   checkKeys(options, KEYS, 'options');
@@ -66,11 +70,12 @@ function resolve(options: QaBenchOptions) {
     throw new TypeError(expected(`a non-empty array of ${QA_METHOD_NAMES.join(', ')}`, 'options.methods', methods));
   }
   const o = {
-    topk: options.topk ?? 3, maxTokens: options.maxTokens ?? 128, latencyQuestions: options.latencyQuestions ?? 20,
+    topk: options.topk ?? 3, maxTokens: options.maxTokens ?? 128, maxTurns: options.maxTurns ?? 4, latencyQuestions: options.latencyQuestions ?? 20,
     sequences: options.sequences ?? 8, progress: options.progress ?? true,
   };
   assertInteger(o.topk, 'options.topk', 1, 100);
   assertInteger(o.maxTokens, 'options.maxTokens', 1, 8192);
+  assertInteger(o.maxTurns, 'options.maxTurns', 1, 64);
   assertInteger(o.latencyQuestions, 'options.latencyQuestions', 0, 1 << 20);
   assertInteger(o.sequences, 'options.sequences', 1, 256);
   assertBoolean(o.progress, 'options.progress');
@@ -167,6 +172,7 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
   const wall = process.hrtime.bigint();
   const loaded = await loadBenchModel(o);
   let session: Session | null = null;
+  let agent: Agent | null = null;
   let opened: OpenedRetriever | null = null;
   try {
     const data = await loadQa(o);
@@ -183,9 +189,17 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
     // One untimed decode of every sequence first: the first decodes of a session pay one-off costs
     // (buffer allocation, weight repacking) that would otherwise be charged to whichever method runs first.
     await session.generate(Array.from({ length: o.sequences }, () => 'Answer the given question.'), { maxTokens: 2 });
+    if (o.methods.includes('agent')) {
+      // The agent's own session: room per sequence for the prompt and every turn with its documents.
+      agent = await Agent.create(loaded.model, {
+        retriever, topk: o.topk, maxTurns: o.maxTurns, maxTurnTokens: o.maxTokens, sequences: o.sequences, lora,
+        contextPerSequence: Math.min(loaded.model.info.contextLength, 1024 + o.maxTurns * (o.maxTokens + 256 * o.topk)),
+        ...(o.threads === null ? {} : { threads: o.threads }),
+      });
+    }
     const methods: QaMethod[] = o.methods.map((m) => (m === 'direct'
       ? directMethod({ session: session!, maxTokens: o.maxTokens })
-      : ragMethod({ session: session!, retriever, topk: o.topk, maxTokens: o.maxTokens })));
+      : m === 'rag' ? ragMethod({ session: session!, retriever, topk: o.topk, maxTokens: o.maxTokens }) : agentMethod(agent!)));
     const results: QaMethodResult[] = [];
     for (const m of methods) results.push(await measure(m, items, o));
     const hops: Record<string, number> = {};
@@ -200,7 +214,7 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
       model: loaded.summary,
       retriever: retriever.name,
       settings: {
-        methods: o.methods, topk: o.topk, maxTokens: o.maxTokens, limitQuestions: o.limitQuestions, latencyQuestions: o.latencyQuestions,
+        methods: o.methods, topk: o.topk, maxTokens: o.maxTokens, maxTurns: o.maxTurns, limitQuestions: o.limitQuestions, latencyQuestions: o.latencyQuestions,
         sequences: o.sequences, threads: o.threads,
       },
       methods: results,
@@ -208,6 +222,7 @@ export async function runQaBench(options: QaBenchOptions = {}): Promise<QaBenchR
       host: { platform: process.platform, arch: process.arch, cpus: availableParallelism(), threads: session.info.threads ?? null, node: process.version },
     };
   } finally {
+    agent?.dispose();
     session?.dispose();
     opened?.dispose();
     loaded.model.dispose();

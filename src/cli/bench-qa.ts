@@ -22,7 +22,8 @@ hop when the questions carry "hops"), with tokens, searches and latency per ques
                                 (both, RRF-fused), or a Search-R1 /retrieve URL
   --methods LIST                comma-separated: ${QA_METHOD_NAMES.join(',')} (default all)
   --topk N                      documents per retrieval (default 3)
-  --max-tokens N                tokens generated per answer at most (default 128)
+  --max-tokens N                tokens generated per answer at most (default 128); the agent: per turn
+  --max-turns N                 the agent's model turns per question at most (default 4)
   --limit-questions N           evaluate the first N questions only
   --latency-questions N         questions answered one at a time per method (default 20)
   --sequences N                 parallel sequences of the batched pass (default 8)
@@ -51,7 +52,7 @@ export async function qaBench(rawArgv: string[], out: NodeJS.WritableStream, err
   const { argv, level } = takeLogLevel(rawArgv, { keepQuiet: true });
   const { values, positionals } = parse(argv, {
     qa: { type: 'string' }, corpus: { type: 'string' }, model: { type: 'string' }, lora: { type: 'string' }, retriever: { type: 'string' },
-    methods: { type: 'string' }, topk: { type: 'string' }, 'max-tokens': { type: 'string' }, 'limit-questions': { type: 'string' },
+    methods: { type: 'string' }, topk: { type: 'string' }, 'max-tokens': { type: 'string' }, 'max-turns': { type: 'string' }, 'limit-questions': { type: 'string' },
     'latency-questions': { type: 'string' }, sequences: { type: 'string' }, threads: { type: 'string' }, json: { type: 'string' },
     report: { type: 'string' }, quiet: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
@@ -85,6 +86,7 @@ export async function qaBench(rawArgv: string[], out: NodeJS.WritableStream, err
     methods: methodsFlag(values.methods),
     topk: intFlag(values.topk, 'topk', 1, 100),
     maxTokens: intFlag(values['max-tokens'], 'max-tokens', 1, 8192),
+    maxTurns: intFlag(values['max-turns'], 'max-turns', 1, 64),
     limitQuestions: intFlag(values['limit-questions'], 'limit-questions', 1),
     latencyQuestions: intFlag(values['latency-questions'], 'latency-questions', 0),
     sequences: intFlag(values.sequences, 'sequences', 1, 256),

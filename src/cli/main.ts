@@ -8,14 +8,15 @@ import { reportError } from './process';
 import { TRAIN_SFT, trainCommand } from './train-commands';
 import { SERVE, serveCommand } from './serve-command';
 import { INDEX_BUILD, INDEX_INFO, INDEX_UPDATE, indexCommand, SEARCH, searchCommand } from './index-commands';
+import { AGENT, agentCommand } from './agent-command';
 
 type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) => Promise<number>;
 
 // The commands that load llama.cpp; the others never touch the addon, so a log level is not applied there.
-const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train', 'index', 'search', 'serve']);
+const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train', 'index', 'search', 'serve', 'agent']);
 
 /** Every declared command (parser and help from one declaration each); `eval` has trec_eval's own parser. */
-export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, INDEX_BUILD, INDEX_UPDATE, INDEX_INFO, SEARCH, SERVE];
+export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, INDEX_BUILD, INDEX_UPDATE, INDEX_INFO, SEARCH, SERVE, AGENT];
 
 const line = (c: CommandSpec): string => `${c.usageLine}\n      ${c.summary}`;
 
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'search-r3 eval QRELS RUN [options]\n      trec_eval-identical metrics (see search-r3 eval --help)' },
   index: { run: indexCommand, summary: [INDEX_BUILD, INDEX_UPDATE, INDEX_INFO].map(line).join('\n  ') },
   search: { run: searchCommand, summary: line(SEARCH) },
+  agent: { run: agentCommand, summary: line(AGENT) },
 };
 
 function help(): string {
