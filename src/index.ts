@@ -49,3 +49,5 @@ export {
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
+export { trainStage2, type Stage2StepLog, type Stage2Result, type Stage2Hooks } from './train/stage2';
+export { resolveStage2, STAGE2_DEFAULTS, type Stage2Options, type Stage2LossWeights } from './train/stage2-config';
