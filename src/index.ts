@@ -48,6 +48,15 @@ export {
   writeLoraAdapter, readLoraAdapter, writeTrainState, readTrainState,
   type NamedTensor, type LoraAdapterFile, type TrainStateFile,
 } from './train/checkpoint';
+export {
+  REWARD_FUNCTIONS, REWARD_DEFAULTS, parseRewardSpec, computeRewards, groupAdvantages, rewardAgreement,
+  dcgReward, mrrReward, recallReward, formatReward,
+  type Relevance, type ScoredRollout, type RewardFunction, type RewardTerm,
+} from './train/rewards';
+export {
+  CorpusEnvironment, parseRefresh,
+  type CorpusDoc, type EncodeDocuments, type RefreshPolicy, type RefreshStats, type CorpusEnvironmentOptions,
+} from './train/rl-env';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
 export { trainStage2, type Stage2StepLog, type Stage2Result, type Stage2Hooks } from './train/stage2';
 export { resolveStage2, STAGE2_DEFAULTS, type Stage2Options, type Stage2LossWeights } from './train/stage2-config';
