@@ -130,7 +130,7 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
     });
     const envOptions: CorpusEnvironmentOptions = {
       docs: data.docs, dim: trainer.info.nEmbd, encode: trainerDocumentEncoder(trainer, model, c.template, c.maxTokens),
-      policy: c.refreshPolicy, fullRefreshEvery: c.fullRefreshEvery,
+      policy: c.refreshPolicy, fullRefreshEvery: c.fullRefreshEvery, threads: c.threads ?? 0,
     };
     const env: CorpusEnvironment = run.start > 0 ? await CorpusEnvironment.load(join(envRoot, `step-${run.start}`), envOptions) : await CorpusEnvironment.create(envOptions);
 
@@ -161,7 +161,7 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
       const t2 = performance.now();
       const evalStep = c.evalEvery > 0 && (step + 1) % c.evalEvery === 0;
       // Before the update: the full re-encode must use the adapter that the rewards' store rows and rollouts came from.
-      const agreement = evalStep ? await agreementOf(env, c, queries, sampled.rollouts, scored.total, hooks.signal) : undefined;
+      const agreement = evalStep ? await agreementOf(env, c, queries, sampled.rollouts, scored.rankings, hooks.signal) : undefined;
       const t3 = performance.now();
       const lr = c.lr;
       const u = await updateOnRollouts(trainer, model, c.template, c, queries, sampled.rollouts, advantages, lr, hooks.signal);
@@ -184,7 +184,7 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
       };
       if (evalStep) {
         const t7 = performance.now();
-        log.agreement = agreement;
+        if (agreement !== undefined) log.agreement = agreement;
         if (split) log.eval = await evaluate();
         times.eval = (performance.now() - t7) / 1000 + (t3 - t2) / 1000;
       }
@@ -282,12 +282,22 @@ async function score(env: CorpusEnvironment, c: ResolvedStage2, queries: readonl
   return { rankings, ...computeRewards(c.rewardTerms, scoredRollouts(queries, rollouts, rankings)) };
 }
 
-/** Reward agreement on the first `agreementSample` rollouts: the store's rewards against a full re-encode's. */
-async function agreementOf(env: CorpusEnvironment, c: ResolvedStage2, queries: readonly Stage2Query[], rollouts: readonly Rollout[], total: Float64Array, signal?: AbortSignal): Promise<number> {
+/**
+ * Reward agreement on the first `agreementSample` rollouts: their retrieval reward (the spec's
+ * ranking terms, weights scaled to sum 1, so it lies in [0, 1]; the format term does not depend on
+ * the store) from the store's rankings against the same from a full re-encode's. Undefined for a
+ * spec without a ranking term.
+ */
+async function agreementOf(env: CorpusEnvironment, c: ResolvedStage2, queries: readonly Stage2Query[], rollouts: readonly Rollout[], rankings: string[][], signal?: AbortSignal): Promise<number | undefined> {
+  const ranking = c.rewardTerms.filter((t) => t.name !== 'format' && t.weight > 0);
+  const w = ranking.reduce((a, t) => a + t.weight, 0);
+  if (w === 0) return undefined;
+  const terms = ranking.map((t) => ({ name: t.name, weight: t.weight / w }));
   const sample = rollouts.slice(0, c.agreementSample);
   const fresh = await env.searchFresh(sample.map((r) => r.vector), Math.min(c.topK, env.size), signal);
-  const full = computeRewards(c.rewardTerms, scoredRollouts(queries, sample, fresh)).total;
-  return rewardAgreement(total.slice(0, sample.length), full);
+  // Summed terms can overshoot 1 by rounding.
+  const retrieval = (r: string[][]) => Array.from(computeRewards(terms, scoredRollouts(queries, sample, r)).total, (x) => Math.min(1, Math.max(0, x)));
+  return rewardAgreement(retrieval(rankings.slice(0, sample.length)), retrieval(fresh));
 }
 
 /** What the step touched: the positives, every rollout's retrieved top-k, and the hard negatives found in the corpus. */
