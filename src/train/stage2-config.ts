@@ -87,6 +87,7 @@ export const STAGE2_DEFAULTS = Object.freeze({
   topK: REWARD_DEFAULTS.cutoff, agreementSample: 8, maxTokens: 256, checkpointEvery: 50, evalEvery: 0, seed: 0,
 });
 
+/** Stage-2 options with every default filled and the reward and refresh specs parsed. */
 export type ResolvedStage2 = Omit<Required<Stage2Options>, 'lora' | 'eval' | 'threads' | 'lossWeights' | 'template'> & {
   lora: string | null;
   eval: Stage2Options['eval'] | null;

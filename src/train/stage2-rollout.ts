@@ -4,6 +4,7 @@ import type { Session } from '../engine/session';
 import { fitEmbedPrompt, type EmbedTemplate } from '../engine/templates';
 import { WeightRandom } from '../gguf/random';
 import type { NativeRequest, NativeResult } from '../native';
+import { normalize } from '../store/vector-math';
 import { SearchR3Error } from '../util/errors';
 import type { TrainSequence } from './batch';
 import { encodeEmbedText } from './data';
@@ -36,14 +37,8 @@ export interface RolloutOptions {
   signal?: AbortSignal;
 }
 
-/** Unit-normalises in place (the store and InfoNCE compare unit vectors). */
-export function normalize(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  const n = Math.sqrt(s);
-  if (n > 0) for (let i = 0; i < v.length; i++) v[i]! /= n;
-  return v;
-}
+/** A hidden state as the unit vector the store compares (the store's own normalisation). */
+const unit = (v: Float32Array, name: string): Float32Array => normalize(v, v.length, name);
 
 /** The Embedder's finish rule (Embedder's EmbedFinish) for a reason-mode native result. */
 function finishOf(r: NativeResult): EmbedFinish {
@@ -86,7 +81,7 @@ export async function sampleRollouts(
     targets.fill(1, prompt.length, prompt.length + r.tokens.length);
     const finish = finishOf(r);
     return {
-      query: r.request, sequence: { tokens, targets, embedAt: tokens.length - 1 }, logp: r.logprobs, vector: normalize(r.embedding), finish,
+      query: r.request, sequence: { tokens, targets, embedAt: tokens.length - 1 }, logp: r.logprobs, vector: unit(r.embedding, `rollout ${r.request}/${r.copy}`), finish,
       reasoningTokens: r.tokens.length - (finish === 'embed' ? 1 : 0),
     };
   });
@@ -108,7 +103,7 @@ export async function reasonVectors(session: Session, model: Model, template: Em
     const { results } = await session.run(requests, { signal: o.signal });
     for (const r of results) {
       if (!r.embedding) throw new SearchR3Error('ERR_NATIVE', `no hidden state was captured for eval query ${i + r.request}`);
-      out.push(normalize(r.embedding));
+      out.push(unit(r.embedding, `eval query ${i + r.request}`));
     }
   }
   return out;
@@ -127,7 +122,7 @@ export function trainerDocumentEncoder(trainer: LoraTrainer, model: Model, templ
         return { tokens, embedAt: tokens.length - 1 };
       });
       const r = await trainer.forward(sequences, { hidden: true, signal });
-      for (const h of r.hidden!) out.push(normalize(h!));
+      r.hidden!.forEach((h, j) => out.push(unit(h!, `document ${i + j}`)));
     }
     return out;
   };

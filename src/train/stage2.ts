@@ -52,6 +52,7 @@ export interface Stage2StepLog {
   checkpoint?: boolean;
 }
 
+/** What {@link trainStage2} reports. */
 export interface Stage2Result {
   adapter: string;
   state: string;
