@@ -3,7 +3,7 @@
 // generation, and what the RL environment saves against re-encoding the corpus.
 //
 //   node bench/stage2-bench.js [--threads N] [--steps N] [--docs N] [--compare-docs N] [--compare-steps N]
-//                              [--parts steps,rollouts,compare] [--refresh SPEC] [--rounds N] [--json FILE]
+//                              [--parts steps,rollouts,compare] [--refresh SPEC] [--rounds N] [--rollout-tokens N] [--json FILE]
 //
 // On the package's tiny generated model (seed 7, as the tests), from a 30-step stage-1 adapter on
 // makeRetrievalTask({ seed: 1 }), 8 queries × 2 samples per step, 8 reasoning tokens:
@@ -13,7 +13,8 @@
 //    step against the corpus size, and the reward agreement against a full re-encode (at the last step).
 // 2. rollouts: the loop's rollout call against `session.generate` of the same shape (same prompts,
 //    copies, budget, sampling, log-probs) on one session, `--rounds` (default 5) rounds each,
-//    alternating; generated tokens per second, median round. (A rollout also decodes the appended
+//    alternating; generated tokens per second, median round; `--rollout-tokens` sets this part's
+//    reasoning budget (default 8, as the other parts). (A rollout also decodes the appended
 //    `<|embed_token|>` when the budget runs out, one step more than generate's; that is its job.)
 // 3. touched vs full: `--compare-steps` (default 30) steps with refresh 'touched' and with 'full' on
 //    a corpus of `--compare-docs` (default 1000) documents; final held-out reason-mode nDCG@10 and
@@ -31,7 +32,7 @@ const { values: a } = parseArgs({
   options: {
     threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '10' }, docs: { type: 'string', default: '10000' },
     'compare-docs': { type: 'string', default: '1000' }, 'compare-steps': { type: 'string', default: '30' }, json: { type: 'string' },
-    parts: { type: 'string', default: 'steps,rollouts,compare' }, refresh: { type: 'string', default: 'touched' }, rounds: { type: 'string', default: '5' },
+    parts: { type: 'string', default: 'steps,rollouts,compare' }, 'rollout-tokens': { type: 'string', default: '8' }, refresh: { type: 'string', default: 'touched' }, rounds: { type: 'string', default: '5' },
   },
 });
 const threads = Number(a.threads);
@@ -90,9 +91,10 @@ async function stepsPart(model, task, s1, report) {
 
 // 2. Rollouts against plain generation of the same shape.
 async function rolloutsPart(model, task, s1, report) {
+  const shape = { ...SHAPE, maxReasoningTokens: Number(a['rollout-tokens']) };
   const m = await lib.Model.load(model);
   const R = SHAPE.queriesPerStep * SHAPE.group;
-  const session = await m.createSession({ sequences: R, contextSize: rolloutContext(SHAPE) * R, threads, cacheType: 'f32' });
+  const session = await m.createSession({ sequences: R, contextSize: rolloutContext(shape) * R, threads, cacheType: 'f32' });
   const adapter = await m.loadLora(s1.adapter);
   session.setLoras([{ adapter, scale: 1 }]);
   const template = { ...lib.DEFAULT_EMBED_TEMPLATE };
@@ -102,12 +104,12 @@ async function rolloutsPart(model, task, s1, report) {
   const plain = [];
   for (let round = 0; round < Number(a.rounds); round++) {
     const runOurs = async () => {
-      const r = await sampleRollouts(session, m, template, queries, 1, round, SHAPE);
+      const r = await sampleRollouts(session, m, template, queries, 1, round, shape);
       ours.push(r.generated / r.seconds);
     };
     const runPlain = async () => {
       const t0 = performance.now();
-      const g = await session.generate(prompts, { copies: SHAPE.group, maxTokens: SHAPE.maxReasoningTokens, temperature: 1, topP: 1, seed: round, logprobs: true });
+      const g = await session.generate(prompts, { copies: shape.group, maxTokens: shape.maxReasoningTokens, temperature: 1, topP: 1, seed: round, logprobs: true });
       plain.push(g.reduce((n, x) => n + x.tokens.length, 0) / ((performance.now() - t0) / 1000));
     };
     if (round % 2 === 0) { await runOurs(); await runPlain(); } else { await runPlain(); await runOurs(); }
@@ -116,7 +118,7 @@ async function rolloutsPart(model, task, s1, report) {
   adapter.dispose();
   session.dispose();
   m.dispose();
-  report.rollouts = { oursTokensPerSecond: median(ours), generateTokensPerSecond: median(plain), ratio: median(ours) / median(plain) };
+  report.rollouts = { reasoningTokens: shape.maxReasoningTokens, oursTokensPerSecond: median(ours), generateTokensPerSecond: median(plain), ratio: median(ours) / median(plain) };
   console.log(JSON.stringify({ rollouts: report.rollouts }));
 }
 

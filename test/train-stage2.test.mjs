@@ -126,6 +126,20 @@ test('trainStage2: clear errors for a model without <|embed_token|>, an empty co
   for (const name of ['plain', 'empty', 'ids', 'qg', 'group', 'w', 'key']) assert.equal(existsSync(out(name)) || existsSync(`${out(name)}.state`), false, name);
 });
 
+test('trainStage2: a diverging run stops with ERR_TRAIN and names its last good checkpoint, which still resumes', async () => {
+  const { dir, task, model, corpus } = await common();
+  const out = join(dir, 'diverge.gguf');
+  const options = { model, train: task.train, corpus, out, steps: 6, lr: 10, checkpointEvery: 1, queriesPerStep: 2, group: 2, maxReasoningTokens: 2, threads: 2, progress: false };
+  const err = await trainStage2(options).then(() => null, (e) => e);
+  assert.ok(err, 'lr 10 diverges within 6 steps');
+  assert.equal(err.code, 'ERR_TRAIN', err.message);
+  const m = /^step (\d+): .*The last good checkpoint is step (\d+) \(/.exec(err.message);
+  assert.ok(m, err.message);
+  assert.equal(Number(m[2]), Number(m[1]) - 1);
+  const state = await lib.readTrainState(`${out}.state`);
+  assert.equal(state.state.step, Number(m[2]));
+});
+
 test('trainStage2: a positive absent from the corpus is added to it, and one named by positive_id is used as it is', async () => {
   const { dir, model, lora, corpus } = await common();
   const train = join(dir, 'mixed.jsonl');

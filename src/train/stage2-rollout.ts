@@ -37,8 +37,17 @@ export interface RolloutOptions {
   signal?: AbortSignal;
 }
 
-/** A hidden state as the unit vector the store compares (the store's own normalisation). */
-const unit = (v: Float32Array, name: string): Float32Array => normalize(v, v.length, name);
+/**
+ * A hidden state as the unit vector the store compares (the store's own normalisation). A state
+ * that is not finite, or zero, means the adapter diverged: ERR_TRAIN, so the run stops with its
+ * last good checkpoint named (TrainRun).
+ */
+function unit(v: Float32Array, name: string): Float32Array {
+  if (!v.every(Number.isFinite) || v.every((x) => x === 0)) {
+    throw new SearchR3Error('ERR_TRAIN', `the hidden state of ${name} is not a finite non-zero vector (the adapter diverged)`);
+  }
+  return normalize(v, v.length, name);
+}
 
 /** The Embedder's finish rule (Embedder's EmbedFinish) for a reason-mode native result. */
 function finishOf(r: NativeResult): EmbedFinish {
