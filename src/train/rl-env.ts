@@ -221,7 +221,9 @@ export class CorpusEnvironment {
         for (const id of this.#store.staleIds(step)) {
           if (budget === 0) break;
           const i = this.#index.get(id)!;
-          if (!chosen.has(i)) chosen.add(i), budget--;
+          if (chosen.has(i)) continue;
+          chosen.add(i);
+          budget--;
         }
       }
     }
