@@ -126,7 +126,7 @@ test('trainStage2: clear errors for a model without <|embed_token|>, an empty co
   for (const name of ['plain', 'empty', 'ids', 'qg', 'group', 'w', 'key']) assert.equal(existsSync(out(name)) || existsSync(`${out(name)}.state`), false, name);
 });
 
-test('trainStage2: a diverging run stops with ERR_TRAIN and names its last good checkpoint, which still resumes', async () => {
+test('trainStage2: a diverging run stops with ERR_TRAIN naming its last good checkpoint, the step its state holds', async () => {
   const { dir, task, model, corpus } = await common();
   const out = join(dir, 'diverge.gguf');
   const options = { model, train: task.train, corpus, out, steps: 6, lr: 10, checkpointEvery: 1, queriesPerStep: 2, group: 2, maxReasoningTokens: 2, threads: 2, progress: false };
