@@ -44,6 +44,8 @@ const SKIPPED = new Map([
   [`curl -s localhost:8080/retrieve -H 'content-type: application/json' -d '{"queries": ["tax return"], "topk": 3}'`, 'needs the server of the line above'],
   [`curl -s localhost:8080/v1/embeddings -H 'content-type: application/json' -d '{"input": "tax return"}'`, 'needs the server of the line above'],
   ['search-r3 serve [DIR] --model M.gguf [--lora A.gguf] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--timeout 120] [--body-limit 1048576] [--max-queue 1024] [--sequences 8] [--max-tokens 512] [--threads N]', 'synopsis (a server runs until stopped; test/server-cli.test.mjs runs it)'],
+  ['search-r3 train grpo --model M.gguf --train FILE --corpus CORPUS --out ADAPTER.gguf [...]', 'synopsis'],
+  ['search-r3 train grpo --model base-embed.gguf --lora stage1.lora.gguf --train pairs.jsonl --corpus BEIR_DIR --out stage2.lora.gguf [--eval BEIR_DIR] [--steps 50] [--queries-per-step 8] [--group 4] [--max-reasoning-tokens 32] [--temperature 1] [--top-p 1] [--lr X] [--kl 0.01] [--clip-low 0.2] [--clip-high 0.28] [--loss-weights grpo=1,infonce=1] [--reward dcg=1,format=1] [--refresh touched|budget=F|full] [--full-refresh-every K] [--top-k 10] [--checkpoint-every 50] [--eval-every N] [--seed S] [--threads N] [--resume | --force] [--json]', 'synopsis'],
 ]);
 
 /** Every fenced block: its language, its tag (```js fragment) and its text. */

@@ -26,11 +26,13 @@ export interface PairRecord {
    * mode embeds.
    */
   reasoning?: string;
+  /** The positive's corpus id, when the data names it (JSONL `positive_id`, a BEIR qrels line); stage 2 finds the positive in its corpus by it. */
+  positiveId?: string;
   /** Where the record was read (`FILE:LINE` for JSONL), so messages about it can point there. */
   source?: string;
 }
 
-const PAIR_KEYS = ['id', 'query', 'positive', 'negatives', 'reasoning'];
+const PAIR_KEYS = ['id', 'query', 'positive', 'negatives', 'reasoning', 'positive_id'];
 const lowerFirst = (s: string): string => s[0]!.toLowerCase() + s.slice(1);
 const isText = (v: unknown): v is string => typeof v === 'string' && v.trim().length > 0;
 
@@ -58,8 +60,10 @@ function parsePair(text: string, line: number): PairRecord | string {
   const bad = negatives.findIndex((n) => !isText(n));
   if (bad >= 0) return lowerFirst(expected('non-empty string', `negatives[${bad}]`, negatives[bad]));
   if (r.reasoning !== undefined && !isText(r.reasoning)) return lowerFirst(expected('non-empty string', 'reasoning', r.reasoning));
+  if (r.positive_id !== undefined && !isText(r.positive_id)) return lowerFirst(expected('non-empty string', 'positive_id', r.positive_id));
   const record: PairRecord = { id: (r.id as string | undefined) ?? `line-${line}`, query: r.query, positive: r.positive, negatives: negatives as string[] };
   if (r.reasoning !== undefined) record.reasoning = r.reasoning as string;
+  if (r.positive_id !== undefined) record.positiveId = r.positive_id as string;
   return record;
 }
 
@@ -157,7 +161,7 @@ export async function readBeirPairs(dir: string, options: BeirPairsOptions = {})
     const negatives = [...judged].filter(([, score]) => score <= 0).map(([id]) => text(id));
     for (const [docId, score] of judged) {
       if (score <= 0) continue;
-      const record: PairRecord = { id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives] };
+      const record: PairRecord = { id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives], positiveId: docId };
       const reasoning = traces.get(qid);
       if (reasoning !== undefined) record.reasoning = reasoning;
       records.push(record);
