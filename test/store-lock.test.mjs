@@ -138,6 +138,15 @@ if (process.env.SEARCH_R3_LOCK_CHILD) {
       assert.equal(existsSync(join(dir, '.writer.owner.json')), false);
     });
 
+    it('a lock without an owner (its writer killed between taking the lock and recording itself, or while releasing) is taken over', async () => {
+      const dir = join(root, 'ownerless');
+      await build('a', 1, 10).save(dir);
+      mkdirSync(join(dir, '.writer.lock'));
+      await build('b', 2, 12).save(dir);
+      assertIsStore(await VectorStore.load(dir), 'b', 2, 12);
+      assert.equal(existsSync(join(dir, '.writer.lock')), false);
+    });
+
     it('a lock held from another host is respected while fresh and taken over once stale (10 s without a refresh)', async () => {
       const dir = join(root, 'foreign');
       await build('a', 1, 10).save(dir);

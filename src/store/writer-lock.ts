@@ -71,6 +71,26 @@ function lockedError(dir: string, owner: Owner | undefined, cause: unknown): Sea
 
 const isLocked = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ELOCKED';
 
+/** How long an ownerless lock may take to go away before its holder counts as dead. */
+const OWNERLESS_GRACE = { retries: 8, factor: 1.5, minTimeout: 20, maxTimeout: 250 };
+
+/**
+ * A lock with no owner file, seen from inside the gate. A live holder writes its owner file before
+ * it leaves the gate and removes it only while releasing, so such a lock is either being released
+ * right now (it goes within milliseconds) or was left by a writer killed between those steps
+ * (mid-acquisition or mid-release), which would otherwise block the directory for good.
+ * Returns 'gone' when it was released meanwhile, 'dead' when it stayed ownerless past the grace.
+ */
+async function ownerlessLockGone(main: string, options: lockfile.LockOptions): Promise<'gone' | 'dead'> {
+  try {
+    await (await lockfile.lock(main, { ...options, retries: OWNERLESS_GRACE }))();
+    return 'gone';
+  } catch (err) {
+    if (!isLocked(err)) throw err;
+    return 'dead';
+  }
+}
+
 /**
  * Takes the writer lock of `dir` (which must exist), or throws ERR_STORE naming the directory and
  * the holder. Never waits for a live holder: a second writer fails at once.
@@ -94,11 +114,15 @@ export async function lockStoreDirectory(dir: string): Promise<WriterLock> {
       releaseMain = await lockfile.lock(main, options);
     } catch (err) {
       if (!isLocked(err)) throw err;
-      const owner = await readOwner(dir);
-      if (!isDeadLocalHolder(owner)) throw lockedError(dir, owner, err);
-      // Safe inside the gate: no other acquirer can create a fresh lock between the check and the removal.
-      await rmdir(`${main}.lock`);
-      releaseMain = await lockfile.lock(main, options);
+      const owner = (await readOwner(dir)) ?? (await ownerlessLockGone(main, options));
+      if (owner === 'gone') {
+        releaseMain = await lockfile.lock(main, options);
+      } else {
+        if (owner !== 'dead' && !isDeadLocalHolder(owner)) throw lockedError(dir, owner, err);
+        // Safe inside the gate: no other acquirer can create a fresh lock between the check and the removal.
+        await rmdir(`${main}.lock`);
+        releaseMain = await lockfile.lock(main, options);
+      }
     }
     const owner: Owner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
     await writeFileAtomic(ownerPath(dir), `${JSON.stringify(owner)}\n`);
