@@ -61,3 +61,5 @@ export {
   type CorpusDoc, type EncodeDocuments, type RefreshPolicy, type RefreshStats, type CorpusEnvironmentOptions,
 } from './train/rl-env';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
+export { trainStage2, type Stage2StepLog, type Stage2Result, type Stage2Hooks } from './train/stage2';
+export { resolveStage2, STAGE2_DEFAULTS, type Stage2Options, type Stage2LossWeights } from './train/stage2-config';

@@ -29,6 +29,8 @@ const SKIPPED = new Map([
   ['search-r3 train sft --model M.gguf --train FILE --out ADAPTER.gguf [...]', 'synopsis'],
   ['search-r3 train sft --model base-embed.gguf --train pairs.jsonl --out stage1.lora.gguf [--eval BEIR_DIR] [--steps 100] [--batch 8] [--accumulate 1] [--lr 1e-4] [--warmup N] [--schedule cosine] [--lora-rank 8] [--lora-alpha 16] [--lora-targets attn_q,attn_k,…] [--loss-weights sft=1,kl=0.1,infonce=1,triplet=0.5] [--temperature 0.05] [--margin 0.2] [--hard-negatives 1] [--max-tokens 256] [--checkpoint-every 50] [--lean-memory] [--resume | --force] [--json]', 'synopsis'],
   ['search-r3 embed base-embed.gguf --lora stage1.lora.gguf "a query"', 'needs the adapter of the synopsis line above (train-run tests train one)'],
+  ['search-r3 train grpo --model M.gguf --train FILE --corpus CORPUS --out ADAPTER.gguf [...]', 'synopsis'],
+  ['search-r3 train grpo --model base-embed.gguf --lora stage1.lora.gguf --train pairs.jsonl --corpus BEIR_DIR --out stage2.lora.gguf [--eval BEIR_DIR] [--steps 50] [--queries-per-step 8] [--group 4] [--max-reasoning-tokens 32] [--temperature 1] [--top-p 1] [--lr X] [--kl 0.01] [--clip-low 0.2] [--clip-high 0.28] [--loss-weights grpo=1,infonce=1] [--reward dcg=1,format=1] [--refresh touched|budget=F|full] [--full-refresh-every K] [--top-k 10] [--checkpoint-every 50] [--eval-every N] [--seed S] [--threads N] [--resume | --force] [--json]', 'synopsis'],
 ]);
 
 /** Every fenced block: its language, its tag (```js fragment) and its text. */

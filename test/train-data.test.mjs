@@ -23,12 +23,12 @@ test('readPairsJsonl: records with default ids and negatives; blank lines, CRLF 
     '\uFEFF{"query":"q one","positive":"p one","negatives":["n1","n2"]}\r',
     '',
     '   ',
-    '{"id":"x7","query":"q two","positive":"p two"}',
+    '{"id":"x7","query":"q two","positive":"p two","positive_id":"doc-2"}',
     '{"query":"q three","positive":"p three","negatives":[]}',
   ]);
   assert.deepEqual(await readPairsJsonl(path), [
     { id: 'line-1', query: 'q one', positive: 'p one', negatives: ['n1', 'n2'], source: `${path}:1` },
-    { id: 'x7', query: 'q two', positive: 'p two', negatives: [], source: `${path}:4` },
+    { id: 'x7', query: 'q two', positive: 'p two', negatives: [], positiveId: 'doc-2', source: `${path}:4` },
     { id: 'line-5', query: 'q three', positive: 'p three', negatives: [], source: `${path}:5` },
   ]);
 });
@@ -87,13 +87,13 @@ test('readBeirPairs: one record per relevant document, score-0 documents as hard
   const d = await beirDir({ qrels: { train, test: new Map([['q1', new Map([['d3', 1]])]]) } });
   const pairs = await readBeirPairs(d);
   assert.deepEqual(pairs, [
-    { id: 'q1/d1', query: 'who wrote hamlet', positive: 'Hamlet\nA tragedy by Shakespeare.', negatives: ['Macbeth is short.', 'Faust\nBy Goethe.'] },
-    { id: 'q2/d2', query: 'scottish play', positive: 'Macbeth is short.', negatives: ['Faust\nBy Goethe.'] },
-    { id: 'q2/d1', query: 'scottish play', positive: 'Hamlet\nA tragedy by Shakespeare.', negatives: ['Faust\nBy Goethe.'] },
+    { id: 'q1/d1', query: 'who wrote hamlet', positive: 'Hamlet\nA tragedy by Shakespeare.', negatives: ['Macbeth is short.', 'Faust\nBy Goethe.'], positiveId: 'd1' },
+    { id: 'q2/d2', query: 'scottish play', positive: 'Macbeth is short.', negatives: ['Faust\nBy Goethe.'], positiveId: 'd2' },
+    { id: 'q2/d1', query: 'scottish play', positive: 'Hamlet\nA tragedy by Shakespeare.', negatives: ['Faust\nBy Goethe.'], positiveId: 'd1' },
   ]);
   pairs[1].negatives.push('x');
   assert.deepEqual(pairs[2].negatives, ['Faust\nBy Goethe.'], 'records of one query do not share their negatives array');
-  assert.deepEqual(await readBeirPairs(d, { split: 'test' }), [{ id: 'q1/d3', query: 'who wrote hamlet', positive: 'Faust\nBy Goethe.', negatives: [] }]);
+  assert.deepEqual(await readBeirPairs(d, { split: 'test' }), [{ id: 'q1/d3', query: 'who wrote hamlet', positive: 'Faust\nBy Goethe.', negatives: [], positiveId: 'd3' }]);
   assert.deepEqual(await loadTrainingData(d, { split: 'test' }), await readBeirPairs(d, { split: 'test' }));
 });
 
@@ -114,7 +114,7 @@ test('loadTrainingData: a file is JSONL, a directory BEIR; a missing path is ERR
   const path = jsonl(['{"query":"q","positive":"p"}']);
   assert.deepEqual(await loadTrainingData(path), [{ id: 'line-1', query: 'q', positive: 'p', negatives: [], source: `${path}:1` }]);
   const d = await beirDir({ qrels: { train: new Map([['q2', new Map([['d2', 1]])]]) } });
-  assert.deepEqual(await loadTrainingData(d), [{ id: 'q2/d2', query: 'scottish play', positive: 'Macbeth is short.', negatives: [] }]);
+  assert.deepEqual(await loadTrainingData(d), [{ id: 'q2/d2', query: 'scottish play', positive: 'Macbeth is short.', negatives: [], positiveId: 'd2' }]);
   const missing = join(dir(), 'none');
   await assert.rejects(loadTrainingData(missing), { code: 'ERR_FILE', message: `Cannot read training data "${missing}" (ENOENT)` });
   await assert.rejects(loadTrainingData(path, { splt: 'train' }), { name: 'TypeError', message: 'Unknown option "splt" in options; did you mean "split"?' });

@@ -6,6 +6,7 @@ import type { Command as CommandSpec } from './flags';
 import { ADD_EMBED_TOKEN, addEmbedTokenCommand, MAKE_MODEL, makeModelCommand } from './model-commands';
 import { reportError } from './process';
 import { TRAIN_SFT, trainCommand } from './train-commands';
+import { TRAIN_GRPO } from './train-grpo-command';
 
 type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
 
@@ -13,7 +14,7 @@ type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
 const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train']);
 
 /** Every declared command (parser and help from one declaration each); `eval` has trec_eval's own parser. */
-export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT];
+export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, TRAIN_GRPO];
 
 const line = (c: CommandSpec): string => `${c.usageLine}\n      ${c.summary}`;
 
@@ -23,7 +24,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   embed: { run: embedCommand, summary: line(EMBED) },
   'make-model': { run: makeModelCommand, summary: line(MAKE_MODEL) },
   'add-embed-token': { run: addEmbedTokenCommand, summary: line(ADD_EMBED_TOKEN) },
-  train: { run: trainCommand, summary: line(TRAIN_SFT) },
+  train: { run: trainCommand, summary: `${line(TRAIN_SFT)}\n  ${line(TRAIN_GRPO)}` },
   eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'search-r3 eval QRELS RUN [options]\n      trec_eval-identical metrics (see search-r3 eval --help)' },
 };
 

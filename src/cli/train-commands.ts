@@ -4,6 +4,7 @@ import { resolveStage1, STAGE1_LR_RULE, type Stage1LossWeights } from '../train/
 import { LR_SCHEDULE_KINDS } from '../train/schedule';
 import { intFlag, numFlag, oneOfFlag, UsageError } from './args';
 import { defineCommand } from './flags';
+import { TRAIN_GRPO, trainGrpoCommand } from './train-grpo-command';
 
 type Out = NodeJS.WritableStream;
 
@@ -48,14 +49,15 @@ export const TRAIN_SFT = defineCommand({
 });
 const SFT_USAGE = TRAIN_SFT.usageLine;
 
-/** `search-r3 train <stage> …`: only stage 1 (`sft`) exists so far. */
+/** `search-r3 train <stage> …`: `sft` (stage 1) or `grpo` (stage 2). */
 export async function trainCommand(argv: string[], out: Out): Promise<number> {
   const [stage, ...rest] = argv;
   if (stage === '--help' || stage === '-h') {
-    out.write(`search-r3 train STAGE: the only stage so far is sft.\n\n${TRAIN_SFT.help()}`);
+    out.write(`search-r3 train STAGE: sft (stage 1) or grpo (stage 2).\n\n${TRAIN_SFT.help()}\n${TRAIN_GRPO.help()}`);
     return 0;
   }
-  if (stage !== 'sft') throw new UsageError(`unknown or missing training stage ${JSON.stringify(stage ?? '')}; usage: ${SFT_USAGE}`);
+  if (stage === 'grpo') return trainGrpoCommand(rest, out);
+  if (stage !== 'sft') throw new UsageError(`unknown or missing training stage ${JSON.stringify(stage ?? '')}; usage: ${SFT_USAGE} or ${TRAIN_GRPO.usageLine}`);
   return trainSftCommand(rest, out);
 }
 

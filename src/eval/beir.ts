@@ -105,6 +105,17 @@ export function readBeirCorpus(dir: string, options?: ReadOptions): RecordStream
 }
 
 /**
+ * Streams a BEIR corpus file given by its own path (any name), as {@link readBeirCorpus} does for
+ * a directory's `corpus.jsonl`.
+ *
+ * @example for await (const doc of readBeirCorpusFile('data/scifact/corpus.jsonl')) console.log(doc.id);
+ */
+export function readBeirCorpusFile(file: string, options?: ReadOptions): RecordStream<BeirDoc> {
+  assertString(file, 'file', { nonEmpty: true });
+  return stream(file, 'BEIR corpus', options, parseDoc);
+}
+
+/**
  * Streams `queries.jsonl` of a BEIR dataset directory.
  *
  * @example for await (const q of readBeirQueries('data/scifact')) console.log(q.id, q.text);

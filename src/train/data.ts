@@ -19,11 +19,13 @@ export interface PairRecord {
   query: string;
   positive: string;
   negatives: string[];
+  /** The positive's corpus id, when the data names it (JSONL `positive_id`, a BEIR qrels line); stage 2 finds the positive in its corpus by it. */
+  positiveId?: string;
   /** Where the record was read (`FILE:LINE` for JSONL), so messages about it can point there. */
   source?: string;
 }
 
-const PAIR_KEYS = ['id', 'query', 'positive', 'negatives'];
+const PAIR_KEYS = ['id', 'query', 'positive', 'negatives', 'positive_id'];
 const lowerFirst = (s: string): string => s[0]!.toLowerCase() + s.slice(1);
 const isText = (v: unknown): v is string => typeof v === 'string' && v.trim().length > 0;
 
@@ -50,7 +52,10 @@ function parsePair(text: string, line: number): PairRecord | string {
   if (!Array.isArray(negatives)) return lowerFirst(expected('array of non-empty strings', 'negatives', negatives));
   const bad = negatives.findIndex((n) => !isText(n));
   if (bad >= 0) return lowerFirst(expected('non-empty string', `negatives[${bad}]`, negatives[bad]));
-  return { id: (r.id as string | undefined) ?? `line-${line}`, query: r.query, positive: r.positive, negatives: negatives as string[] };
+  if (r.positive_id !== undefined && !isText(r.positive_id)) return lowerFirst(expected('non-empty string', 'positive_id', r.positive_id));
+  const record: PairRecord = { id: (r.id as string | undefined) ?? `line-${line}`, query: r.query, positive: r.positive, negatives: negatives as string[] };
+  if (r.positive_id !== undefined) record.positiveId = r.positive_id as string;
+  return record;
 }
 
 /**
@@ -135,7 +140,7 @@ export async function readBeirPairs(dir: string, options: BeirPairsOptions = {})
     };
     const negatives = [...judged].filter(([, score]) => score <= 0).map(([id]) => text(id));
     for (const [docId, score] of judged) {
-      if (score > 0) records.push({ id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives] });
+      if (score > 0) records.push({ id: `${qid}/${docId}`, query, positive: text(docId), negatives: [...negatives], positiveId: docId });
     }
   }
   if (records.length === 0) throw new SearchR3Error('ERR_FORMAT', `${qrelsFile}: no query has a relevant document (score > 0)`);

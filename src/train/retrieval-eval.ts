@@ -1,6 +1,6 @@
 import type { Model } from '../engine/model';
 import type { EmbedTemplate } from '../engine/templates';
-import { documentText, type BeirDoc, type BeirQuery } from '../eval/beir';
+import { documentText, readBeirCorpus, readBeirQrels, readBeirQueries, type BeirDoc, type BeirQuery } from '../eval/beir';
 import { evaluate } from '../eval/metrics';
 import type { Qrels, Run } from '../eval/trec';
 import { VectorStore } from '../store/vector-store';
@@ -29,7 +29,11 @@ export interface RetrievalScores {
  */
 export async function evaluateRetrieval(
   trainer: LoraTrainer, tokenizer: Model, template: EmbedTemplate, split: RetrievalSplit,
-  options: { maxTokens?: number; batch?: number; signal?: AbortSignal } = {},
+  options: {
+    maxTokens?: number; batch?: number; signal?: AbortSignal;
+    /** Embeds the judged queries instead of the trainer's direct form (stage 2 scores `reason` mode this way); unit vectors, in order. */
+    queryVectors?: (texts: string[]) => Promise<Float32Array[]>;
+  } = {},
 ): Promise<RetrievalScores> {
   const maxTokens = options.maxTokens ?? 256;
   const batch = options.batch ?? 16;
@@ -47,11 +51,25 @@ export async function evaluateRetrieval(
   const store = new VectorStore({ dim: trainer.info.nEmbd, capacity: split.corpus.length });
   await embed('document', split.corpus.map(documentText), (i, v) => store.upsert(split.corpus[i]!.id, v, 0));
   const judged = split.queries.filter((q) => split.qrels.has(q.id));
-  const queries: Float32Array[] = [];
-  await embed('query', judged.map((q) => q.text), (_, v) => queries.push(v));
+  let queries: Float32Array[] = [];
+  if (options.queryVectors) queries = await options.queryVectors(judged.map((q) => q.text));
+  else await embed('query', judged.map((q) => q.text), (_, v) => queries.push(v));
   const hits = await store.searchBatch(queries, Math.min(100, store.size));
   const run: Run = { runid: 'search-r3-train', queries: new Map() };
   judged.forEach((q, qi) => run.queries.set(q.id, hits[qi]!.map((h) => ({ docno: h.id, score: h.score }))));
   const e = evaluate(split.qrels, run, { measures: ['ndcg_cut.10', 'recall.10'] });
   return { ndcg10: Number(e.summary.ndcg_cut_10), recall10: Number(e.summary.recall_10), queries: judged.length };
+}
+
+/**
+ * Reads a held-out split from a BEIR directory: its corpus, queries and test qrels.
+ *
+ * @example const split = await readRetrievalSplit('data/scifact');
+ */
+export async function readRetrievalSplit(dir: string): Promise<RetrievalSplit> {
+  const corpus = [];
+  for await (const d of readBeirCorpus(dir)) corpus.push(d);
+  const queries = [];
+  for await (const q of readBeirQueries(dir)) queries.push(q);
+  return { corpus, queries, qrels: (await readBeirQrels(dir, 'test')).qrels };
 }

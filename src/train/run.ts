@@ -67,6 +67,13 @@ export interface TrainRunOptions<E> {
   onPhase?: (phase: RunPhase, step: number) => void;
   /** State a stage keeps with each checkpoint (e.g. scores before training); saved and restored as JSON. */
   extra?: E;
+  /**
+   * Files a stage keeps beside the state (stage 2's corpus store): `save(step)` writes them after the
+   * adapter and before the state commits the checkpoint, so they must go to a place named by the step
+   * (a kill before the commit leaves the previous checkpoint's files intact); `committed(step)` runs
+   * once the state is written, to drop older ones.
+   */
+  checkpointFiles?: { save: (step: number) => Promise<void>; committed: (step: number) => Promise<void> };
 }
 
 /** What {@link TrainRun.loop} reports. */
@@ -195,6 +202,7 @@ export class TrainRun<E = unknown> {
     if (!due) return;
     await o.trainer.saveAdapter(o.files.adapter, o.adapterMetadata(log.step));
     o.onPhase?.('adapter', log.step);
+    await o.checkpointFiles?.save(log.step);
     const { params, m, v } = o.trainer.state();
     const state: RunState<E> = {
       kind: this.#kind, step: log.step, fingerprint: o.fingerprint, loss: log.loss,
@@ -203,6 +211,7 @@ export class TrainRun<E = unknown> {
     await writeTrainState(o.files.state, { tensors: { params, m, v }, state });
     o.onPhase?.('state', log.step);
     this.#lastCheckpoint = log.step;
+    await o.checkpointFiles?.committed(log.step);
   }
 }
 

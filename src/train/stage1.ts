@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { EMBED_TOKEN_TEXT, Model } from '../engine/model';
-import { readBeirCorpus, readBeirQrels, readBeirQueries } from '../eval/beir';
 import { WeightRandom } from '../gguf/random';
 import { SearchR3Error } from '../util/errors';
 import type { TrainSequence } from './batch';
 import { encodePair, fitTrainingData, loadTrainingData, type EncodedPair, type PairRecord } from './data';
-import { evaluateRetrieval, type RetrievalScores, type RetrievalSplit } from './retrieval-eval';
+import { evaluateRetrieval, readRetrievalSplit, type RetrievalScores } from './retrieval-eval';
 import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type RunPhase } from './run';
 import { lrAt } from './schedule';
 import { resolveStage1, resumeFingerprint, type ResolvedStage1, type Stage1Options } from './stage1-config';
@@ -73,7 +72,7 @@ export async function trainStage1(options: Stage1Options, hooks: Stage1Hooks = {
   await checkRunOutputs(files, { model: c.model, train: typeof c.train === 'string' ? c.train : undefined, eval: typeof c.eval === 'string' ? c.eval : undefined }, c);
   const records = typeof c.train === 'string' ? await loadTrainingData(c.train) : c.train;
   if (records.length === 0) throw new RangeError('train has no records');
-  const split = c.eval === null ? null : typeof c.eval === 'string' ? await readEvalSplit(c.eval) : c.eval;
+  const split = c.eval === null ? null : typeof c.eval === 'string' ? await readRetrievalSplit(c.eval) : c.eval;
 
   const tokenizer = await Model.load(c.model, { vocabOnly: true });
   let trainer: LoraTrainer | null = null;
@@ -212,14 +211,6 @@ class BatchSource {
     }
     return e;
   }
-}
-
-async function readEvalSplit(dir: string): Promise<RetrievalSplit> {
-  const corpus = [];
-  for await (const d of readBeirCorpus(dir)) corpus.push(d);
-  const queries = [];
-  for await (const q of readBeirQueries(dir)) queries.push(q);
-  return { corpus, queries, qrels: (await readBeirQrels(dir, 'test')).qrels };
 }
 
 /** A digest of the training records, in order (a resumed run must see the same data). */
