@@ -58,8 +58,27 @@ export {
 } from './train/rewards';
 export {
   CorpusEnvironment, parseRefresh,
-  type CorpusDoc, type EncodeDocuments, type RefreshPolicy, type RefreshStats, type CorpusEnvironmentOptions,
+  type CorpusDoc as EnvCorpusDoc, type EncodeDocuments, type RefreshPolicy, type RefreshStats, type CorpusEnvironmentOptions,
 } from './train/rl-env';
 export { runBench, benchReportHtml, type BenchOptions } from './bench/index';
 export { trainStage2, type Stage2StepLog, type Stage2Result, type Stage2Hooks } from './train/stage2';
 export { resolveStage2, STAGE2_DEFAULTS, type Stage2Options, type Stage2LossWeights } from './train/stage2-config';
+export {
+  runQaBench, scoreQa, formatQaReport, qaReportHtml, QA_METHOD_NAMES,
+  type QaBenchOptions, type QaMethodName, type QaBenchReport, type QaMethodResult, type QaScores, type HopScores,
+} from './bench/index';
+export {
+  Bm25Retriever, DenseRetriever, HybridRetriever, HttpRetriever, fuseRankings, RRF_K, HYBRID_DEPTH, MAX_TOPK,
+  type TextRetriever, type RetrievedDoc, type RetrieveResult, type RetrieveOptions, type DocumentContents,
+  type Bm25RetrieverOptions, type DenseRetrieverOptions, type HybridRetrieverOptions, type HttpRetrieverOptions,
+} from './retrieval/index';
+export {
+  DocumentIndex, readCorpus, titledContents, TEXT_EXTENSIONS,
+  type Corpus, type CorpusDoc, type CorpusKind, type BuildOptions, type OpenOptions, type OpenWithModelOptions, type UpdateOptions,
+  type UpdateReport, type IndexInfo, type IndexRetrieverOptions, type CorpusInput, type CheckpointPhase, type EncoderIdentity, type FileRef,
+  type IndexSettings,
+} from './docindex/index';
+export * from './agent/index';
+export {
+  readQaJsonl, writeQaJsonl, writeFlashragCorpus, syntheticQa, writeSyntheticQa, type QaItem, type SyntheticQa,
+} from './eval/qa-data';

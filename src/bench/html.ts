@@ -2,7 +2,8 @@ import { escapeXml, groupedBarChart, latencyChart, seriesColor } from './svg';
 import { formatSig, threadsLine } from './table';
 import { QUALITY_MEASURES, type BenchReport } from './types';
 
-const STYLE = `
+/** The reports' shared inline stylesheet. */
+export const REPORT_STYLE = `
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 820px; color: #1f2328; padding: 0 1rem; }
 h1 { font-size: 1.5rem; margin-bottom: .25rem; }
 .meta { color: #57606a; margin: .15rem 0; }
@@ -22,7 +23,8 @@ svg .marker { stroke-width: 2.5; }
 svg .marker-p95 { stroke-dasharray: 3 2; }
 `;
 
-function table(header: string[], rows: { name: string; index: number; cells: string[] }[]): string {
+/** An HTML table whose first column carries each series' colour swatch. */
+export function htmlTable(header: string[], rows: { name: string; index: number; cells: string[] }[]): string {
   const head = `<tr>${header.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr>`;
   const body = rows.map((r) => `<tr><td><span class="swatch" style="background:${seriesColor(r.index)}"></span>${escapeXml(r.name)}</td>${r.cells.map((c) => `<td>${escapeXml(c)}</td>`).join('')}</tr>`).join('\n');
   return `<table>\n${head}\n${body}\n</table>`;
@@ -46,10 +48,10 @@ export function benchReportHtml(r: BenchReport): string {
     title: 'Query latency per retriever (one dot per query; solid p50, dashed p95)',
     rows: retrievers.map((x) => ({ name: x.name, valuesMs: x.speed.latency.valuesMs, p50Ms: x.speed.latency.p50Ms, p95Ms: x.speed.latency.p95Ms })),
   });
-  const qualityTable = table(['retriever', ...QUALITY_MEASURES.map((q) => q.label)], retrievers.map((x, index) => ({
+  const qualityTable = htmlTable(['retriever', ...QUALITY_MEASURES.map((q) => q.label)], retrievers.map((x, index) => ({
     name: x.name, index, cells: QUALITY_MEASURES.map((q) => x.quality[q.key].toFixed(4)),
   })));
-  const speedTable = table(['retriever', 'docs/s', 'queries/s', 'reasoning tokens/query', 'p50 latency ms', 'p95 latency ms', 'peak RSS MiB'], retrievers.map((x, index) => ({
+  const speedTable = htmlTable(['retriever', 'docs/s', 'queries/s', 'reasoning tokens/query', 'p50 latency ms', 'p95 latency ms', 'peak RSS MiB'], retrievers.map((x, index) => ({
     name: x.name, index,
     cells: [x.speed.docsPerSecond, x.speed.queriesPerSecond, x.speed.reasoningTokensPerQuery, x.speed.latency.p50Ms, x.speed.latency.p95Ms, x.speed.peakRssMiB].map(formatSig),
   })));
@@ -66,7 +68,7 @@ export function benchReportHtml(r: BenchReport): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>search-r3-bench — ${escapeXml(ds.name)}</title>
-<style>${STYLE}</style>
+<style>${REPORT_STYLE}</style>
 </head>
 <body>
 <h1>search-r3-bench</h1>

@@ -15,3 +15,6 @@ export {
   RETRIEVER_NAMES, QUALITY_MEASURES, TOP_K,
   type RetrieverName, type Quality, type Speed, type Latency, type RetrieverResult, type BenchReport, type DatasetInfo, type ModelInfoSummary, type BenchSettings,
 } from './types';
+export { runQaBench, scoreQa, type QaBenchOptions } from './qa';
+export { formatQaReport, qaReportHtml } from './qa-report';
+export { QA_METHOD_NAMES, QA_MEASURES, type QaMethodName, type QaBenchReport, type QaMethodResult, type QaScores, type HopScores } from './qa-types';

@@ -1,5 +1,7 @@
 import type { BeirQuery } from '../eval/beir';
 import type { ScoredDoc } from '../eval/trec';
+import { Bm25Retriever } from '../retrieval/bm25';
+import type { RetrieveResult, TextRetriever } from '../retrieval/types';
 import { Bm25Index } from '../store/bm25';
 import { SearchR3Error } from '../util/errors';
 import type { Progress } from '../util/progress';
@@ -35,44 +37,61 @@ export interface Retriever {
 }
 
 /**
+ * Runs a library retriever the way the bench drives one: every query in one batched call (with a
+ * progress bar labelled `label`) and one query at a time for latency, top {@link TOP_K} each.
+ *
+ * @example const r = benchRetriever('bm25', new Bm25Retriever({ index, contents }), 0.5, 6000, 'search bm25');
+ */
+export function benchRetriever(name: RetrieverName, retriever: TextRetriever, indexSeconds: number, docsPerSecond: number, label: string): Retriever {
+  const toScored = (r: RetrieveResult): ScoredDoc[] => r.docs.map((d) => ({ docno: d.id, score: d.score }));
+  return {
+    name,
+    indexSeconds,
+    docsPerSecond,
+    async searchAll(queries, progress) {
+      const bar = progress(label, queries.length, 'queries');
+      let reported = 0;
+      try {
+        const results = await retriever.retrieve(queries.map((q) => q.text), {
+          topk: TOP_K,
+          onProgress: (done) => {
+            bar.tick(done - reported);
+            reported = done;
+          },
+        });
+        return { hits: results.map(toScored), reasoningTokens: results.map((r) => r.reasoningTokens ?? 0), finishes: results.map((r) => r.finish ?? '') };
+      } finally {
+        bar.stop();
+      }
+    },
+    async searchOne(query) {
+      const [result] = await retriever.retrieve([query.text], { topk: TOP_K });
+      return toScored(result!);
+    },
+  };
+}
+
+/**
  * Indexes the corpus with BM25 (Anserini's k1 = 0.9, b = 0.4) and returns it as a retriever.
  *
  * @example const bm25 = await bm25Retriever(dataset, progress); await bm25.searchOne(query);
  */
 export async function bm25Retriever(dataset: BenchDataset, progress: ProgressFactory): Promise<Retriever> {
   const index = new Bm25Index();
+  const texts = new Map<string, string>();
   const bar = progress('index bm25', dataset.docCount, 'docs');
   const start = process.hrtime.bigint();
   try {
     for await (const doc of dataset.docs()) {
       if (index.has(doc.id)) throw new SearchR3Error('ERR_FORMAT', `dataset ${dataset.name}: corpus has document id "${doc.id}" more than once`);
-      index.add(doc.id, documentText(doc));
+      const text = documentText(doc);
+      index.add(doc.id, text);
+      texts.set(doc.id, text);
       bar.tick();
     }
   } finally {
     bar.stop();
   }
   const indexSeconds = msSince(start) / 1000;
-  const search = (q: BeirQuery): ScoredDoc[] => index.search(q.text, TOP_K).map((h) => ({ docno: h.id, score: h.score }));
-  return {
-    name: 'bm25',
-    indexSeconds,
-    docsPerSecond: rate(index.size, indexSeconds),
-    async searchAll(queries, progressFactory) {
-      const queryBar = progressFactory('search bm25', queries.length, 'queries');
-      try {
-        const hits = queries.map((q) => {
-          const h = search(q);
-          queryBar.tick();
-          return h;
-        });
-        return { hits, reasoningTokens: queries.map(() => 0), finishes: queries.map(() => '') };
-      } finally {
-        queryBar.stop();
-      }
-    },
-    async searchOne(query) {
-      return search(query);
-    },
-  };
+  return benchRetriever('bm25', new Bm25Retriever({ index, contents: texts }), indexSeconds, rate(index.size, indexSeconds), 'search bm25');
 }

@@ -18,12 +18,17 @@ import { TOP_K, type BenchReport, type ModelInfoSummary, type RetrieverResult } 
 /** The caveat printed with every result of the untrained demo model. */
 export const UNTRAINED_NOTE = 'untrained demo model: dense rows are a floor, not a result';
 
-interface LoadedModel {
+/** A model the bench loaded, with what its report says about it. */
+export interface LoadedModel {
   model: Model;
   summary: ModelInfoSummary;
 }
 
-async function loadBenchModel(o: ResolvedBenchOptions): Promise<LoadedModel> {
+/**
+ * Loads `--model`, or generates (or finds cached) the untrained demo model when none is given.
+ * Shared by the retrieval bench and `--task qa`.
+ */
+export async function loadBenchModel(o: Pick<ResolvedBenchOptions, 'model' | 'lora' | 'log'>): Promise<LoadedModel> {
   let path = o.model;
   let origin: ModelInfoSummary['origin'] = 'file';
   if (path === undefined) {

@@ -73,6 +73,8 @@ function legend(names: string[], x: number, y: number): string {
 export interface LatencyRows {
   rows: { name: string; valuesMs: number[]; p50Ms: number; p95Ms: number }[];
   title: string;
+  /** What one dot times (default: a query, embed + search). */
+  axisLabel?: string;
 }
 
 /**
@@ -102,7 +104,7 @@ export function latencyChart(chart: LatencyRows): string {
     parts.push(`<line class="grid" x1="${n(xd)}" x2="${n(xd)}" y1="${m.top}" y2="${bottom}"/>`);
     parts.push(`<text class="tick" x="${n(xd)}" y="${bottom + 18}" text-anchor="middle">${formatDecade(d)}</text>`);
   }
-  parts.push(`<text class="tick" x="${n(m.left + plotW / 2)}" y="${bottom + 36}" text-anchor="middle">time per query, embed + search (log scale)</text>`);
+  parts.push(`<text class="tick" x="${n(m.left + plotW / 2)}" y="${bottom + 36}" text-anchor="middle">${escapeXml(chart.axisLabel ?? 'time per query, embed + search')} (log scale)</text>`);
   chart.rows.forEach((r, ri) => {
     const cy = m.top + ri * rowH + rowH / 2;
     parts.push(`<g class="latency-row" data-series="${escapeXml(r.name)}">`);

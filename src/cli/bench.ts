@@ -8,6 +8,7 @@ import { checkOutputs, type NamedPath } from '../util/output';
 import { writeFileAtomic } from '../util/fs';
 import { intFlag, packageVersion, parse, UsageError } from './args';
 import { applyLogLevel, takeLogLevel } from './log-level';
+import { qaBench, takeTask } from './bench-qa';
 import { reportError } from './process';
 
 const HELP = `usage: search-r3-bench [options]
@@ -15,6 +16,8 @@ const HELP = `usage: search-r3-bench [options]
 With no options: the embedded default, a synthetic BEIR-style dataset and the package's demo
 model (generated locally, untrained), every retriever; a few minutes on two CPU cores.
 
+  --task retrieval|qa           retrieval (default, this help) or question answering
+                                (search-r3-bench --task qa --help)
   --dataset DIR                 BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv)
   --model FILE.gguf             model with <|embed_token|> (default: the generated demo model)
   --lora FILE                   LoRA adapter (llama.cpp adapter GGUF) for the dense retrievers
@@ -129,7 +132,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     return 0;
   }
   try {
-    return await bench(argv, out, err);
+    const { task, argv: rest } = takeTask(argv);
+    return await (task === 'qa' ? qaBench(rest, out, err) : bench(rest, out, err));
   } catch (e) {
     return reportError('search-r3-bench', e, err);
   }

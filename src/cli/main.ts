@@ -7,14 +7,16 @@ import { ADD_EMBED_TOKEN, addEmbedTokenCommand, MAKE_MODEL, makeModelCommand } f
 import { reportError } from './process';
 import { TRAIN_SFT, trainCommand } from './train-commands';
 import { TRAIN_GRPO } from './train-grpo-command';
+import { INDEX_BUILD, INDEX_INFO, INDEX_UPDATE, indexCommand, SEARCH, searchCommand } from './index-commands';
+import { AGENT, agentCommand } from './agent-command';
 
-type Command = (argv: string[], out: NodeJS.WritableStream) => Promise<number>;
+type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) => Promise<number>;
 
 // The commands that load llama.cpp; the others never touch the addon, so a log level is not applied there.
-const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train']);
+const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train', 'index', 'search', 'agent']);
 
 /** Every declared command (parser and help from one declaration each); `eval` has trec_eval's own parser. */
-export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, TRAIN_GRPO];
+export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, TRAIN_GRPO, INDEX_BUILD, INDEX_UPDATE, INDEX_INFO, SEARCH, AGENT];
 
 const line = (c: CommandSpec): string => `${c.usageLine}\n      ${c.summary}`;
 
@@ -26,6 +28,9 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   'add-embed-token': { run: addEmbedTokenCommand, summary: line(ADD_EMBED_TOKEN) },
   train: { run: trainCommand, summary: `${line(TRAIN_SFT)}\n  ${line(TRAIN_GRPO)}` },
   eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'search-r3 eval QRELS RUN [options]\n      trec_eval-identical metrics (see search-r3 eval --help)' },
+  index: { run: indexCommand, summary: [INDEX_BUILD, INDEX_UPDATE, INDEX_INFO].map(line).join('\n  ') },
+  search: { run: searchCommand, summary: line(SEARCH) },
+  agent: { run: agentCommand, summary: line(AGENT) },
 };
 
 function help(): string {
@@ -57,7 +62,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   try {
     const { argv: args, level } = takeLogLevel(rest);
     if (NATIVE_COMMANDS.has(name)) applyLogLevel(level);
-    return await cmd.run(args, out);
+    return await cmd.run(args, out, err);
   } catch (e) {
     return reportError(`search-r3 ${name}`, e, err);
   }

@@ -95,6 +95,8 @@ export class Embedder implements AsyncDisposable {
   readonly model: Model;
   readonly session: Session;
   readonly template: EmbedTemplate;
+  /** The adapter applied at scale 1, or null (a document index records which one encoded it). */
+  readonly lora: LoraAdapter | null;
   readonly #options: Required<Pick<EmbedderOptions, 'mode' | 'maxReasoningTokens' | 'normalize' | 'temperature' | 'seed'>>;
   readonly #embedToken: number;
   readonly #longText: Exclude<LongTextPolicy, 'skip'>;
@@ -103,6 +105,7 @@ export class Embedder implements AsyncDisposable {
     this.model = model;
     this.session = session;
     this.template = { ...DEFAULT_EMBED_TEMPLATE, ...options.template };
+    this.lora = options.lora ?? null;
     this.#options = {
       mode: options.mode ?? EMBEDDER_DEFAULTS.mode,
       maxReasoningTokens: options.maxReasoningTokens ?? EMBEDDER_DEFAULTS.maxReasoningTokens,

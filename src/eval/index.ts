@@ -19,3 +19,4 @@ export {
   type SyntheticDataset, type SyntheticQuery, type SyntheticKind, type SyntheticOptions,
 } from './synthetic';
 export { makeCatalogTask, type CatalogTask, type CatalogTaskOptions } from './synthetic-catalog';
+export { readQaJsonl, writeQaJsonl, writeFlashragCorpus, syntheticQa, writeSyntheticQa, type QaItem, type SyntheticQa } from './qa-data';

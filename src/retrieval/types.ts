@@ -1,7 +1,7 @@
 // The one text-to-ranked-documents interface of the library. The bench, the document index and
 // its `search` command, the HTTP server's /retrieve and /search, and the Search-R1 agent all call
 // retrievers through it, so a BM25, dense, hybrid or remote retriever is interchangeable everywhere.
-import type { EmbedMode } from '../engine/embedder';
+import type { EmbedFinish, EmbedMode } from '../engine/embedder';
 
 /** One retrieved document, best first in its list. */
 export interface RetrievedDoc {
@@ -21,6 +21,10 @@ export interface RetrieveResult {
   docs: RetrievedDoc[];
   /** The reasoning written before the query was embedded (dense retrievers in `reason` mode). */
   reasoning?: string;
+  /** Reasoning tokens written for the query (dense retrievers; 0 in `direct` mode). */
+  reasoningTokens?: number;
+  /** How the query's embedding ended (dense retrievers; see {@link EmbedFinish}). */
+  finish?: EmbedFinish;
 }
 
 /** Options of {@link TextRetriever.retrieve}. */
@@ -30,6 +34,8 @@ export interface RetrieveOptions {
   /** Dense retrievers: how queries are embedded (default: the retriever's own). Others ignore it. */
   mode?: EmbedMode;
   signal?: AbortSignal;
+  /** Called as queries are done (dense retrievers report per embedded chunk, others once at the end). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**

@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'ERR_FORMAT' // a data file (JSONL, TSV, qrels, run) has a malformed line
   | 'ERR_STORE' // a vector store on disk is missing, corrupt, of another version, or being saved by another writer
   | 'ERR_NATIVE' // llama.cpp or ggml reported a failure
-  | 'ERR_TRAIN'; // training diverged or cannot proceed
+  | 'ERR_TRAIN' // training diverged or cannot proceed
+  | 'ERR_REMOTE'; // a remote service (an HTTP retriever) refused, timed out, or answered out of protocol
 
 /**
  * An engine or input failure with a fixed string `code` for programs to switch on.
