@@ -82,3 +82,8 @@ export * from './agent/index';
 export {
   readQaJsonl, writeQaJsonl, writeFlashragCorpus, syntheticQa, writeSyntheticQa, type QaItem, type SyntheticQa,
 } from './eval/qa-data';
+export { trainSearchR1, type SearchR1StepLog, type SearchR1Result, type SearchR1Hooks } from './train/search-r1';
+export { resolveSearchR1, SEARCH_R1_DEFAULTS, type SearchR1Options, type CollapseRule } from './train/search-r1-config';
+export { collapseCheck, rolloutSignals, type RolloutSignals, type CollapseInput, type CollapseState } from './train/search-r1-signals';
+export { accumulateTrajectories, modelLogprobs } from './train/search-r1-update';
+export { accumulateGrpo, grpoLoss, LOGP_TOLERANCE, type GrpoPass } from './train/grpo-update';
