@@ -129,12 +129,19 @@ export async function trainSearchR1(options: SearchR1Options, hooks: SearchR1Hoo
     const history: CollapseInput[] = run.start > 0 ? await grpoHistory(files.log) : [];
     const t = trainer;
     let adapter = await adapters.next(t, model, adapterPath);
+    // Warm-up steps change the trainer's adapter without handing it over; the first GRPO step after them does.
+    let stale = false;
     const warmOrder = new QueryOrder(Math.max(1, warmSeqs.length), c.seed);
     const order = new QueryOrder(data.items.length, c.seed);
     const grpoLogs: SearchR1StepLog[] = [];
     const summary = await run.loop(async (step): Promise<SearchR1StepLog> => {
-      if (step < warmupSteps) return warmupStep(t, warmOrder.at(step, c.warmupBatch).map((i) => warmSeqs[i]!), step, c, hooks.signal);
+      if (step < warmupSteps) {
+        stale = true;
+        return warmupStep(t, warmOrder.at(step, c.warmupBatch).map((i) => warmSeqs[i]!), step, c, hooks.signal);
+      }
       const t0 = performance.now();
+      if (stale) adapter = await adapters.next(t, model, adapterPath);
+      stale = false;
       const g = step - warmupSteps;
       const questions = order.at(g, c.questionsPerStep).map((i) => data.items[i]!);
       const ts = await rollouts(model, adapter, data, c, questions, g, hooks.signal);
