@@ -81,8 +81,9 @@ test('collapseCheck: stops only after patience steps of a fallen reward with exp
   const good = { reward: 0.8, invalidRate: 0.1, responseLength: 20 };
   const bad = { reward: 0.1, invalidRate: 0.9, responseLength: 20 };
   const long = { reward: 0.1, invalidRate: 0, responseLength: 45 };
-  assert.equal(collapseCheck([good, good, bad], rule).collapsed, false, 'one fallen step is noise');
   // window 2: averages 0.8, 0.8, 0.45 (fell: 0.45 ≤ 0.4? no), 0.1 (yes), 0.1 (yes).
+  const one = collapseCheck([good, good, bad, bad], rule);
+  assert.deepEqual([one.collapsed, one.streak], [false, 1], 'one fallen step is not yet collapse');
   const h = [good, good, bad, bad, bad];
   const s = collapseCheck(h, rule);
   assert.equal(s.collapsed, true);
@@ -173,4 +174,34 @@ test('trainSearchR1 and train search-r1: clear errors for bad records and bad op
   const err2 = { text: '', write(s) { this.text += s; return true; } };
   assert.equal(await main(['train', 'search-r1', '--model', model, '--train', good, '--corpus', corpus, '--out', base.out, '--reward', 'f1'], sink, err2), 2);
   assert.match(err2.text, /Expected em or em-format for --reward but received "f1"/);
+});
+
+test('search-r3 train search-r1 --json: one line per step (warm-up, then GRPO with its collapse signals) and the result; --help lists the flags', async () => {
+  const { dir, train, corpus } = await qaFiles();
+  const out = join(dir, 'cli.gguf');
+  const sink = { text: '', write(s) { this.text += s; return true; } };
+  const err = { text: '', write(s) { this.text += s; return true; } };
+  const code = await main([
+    'train', 'search-r1', '--model', await tinyModel(), '--train', train, '--corpus', corpus, '--out', out, '--warmup-sft', '1', '--steps', '1',
+    '--questions-per-step', '1', '--group', '2', '--max-turns', '1', '--max-turn-tokens', '4', '--context', '1024', '--warmup-batch', '2',
+    '--reward', 'em-format', '--threads', '2', '--json',
+  ], sink, err);
+  assert.equal(code, 0, err.text);
+  const lines = sink.text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.slice(0, 2).map((l) => [l.step, l.phase]), [[1, 'warmup'], [2, 'grpo']]);
+  const g = lines[1];
+  assert.equal(g.stops['turn-limit'] + (g.stops.answer ?? 0) + (g.stops['no-action'] ?? 0) + (g.stops['context-budget'] ?? 0), 2);
+  assert.ok(g.entropy > 0 && g.responseLength > 0 && g.responseLength <= 4, JSON.stringify(g));
+  const { result } = lines[2];
+  assert.equal(result.warmupSteps, 1);
+  assert.equal(result.grpoSteps, 1);
+  assert.equal(result.probe, null);
+  assert.ok(existsSync(out) && existsSync(`${out}.state`) && existsSync(`${out}.log.jsonl`));
+  // A second run without --resume or --force refuses to replace the first one's outputs.
+  const again = { text: '', write(s) { this.text += s; return true; } };
+  assert.equal(await main(['train', 'search-r1', '--model', await tinyModel(), '--train', train, '--corpus', corpus, '--out', out, '--json'], sink, again), 1);
+  assert.match(again.text, /exists/);
+  const help = { text: '', write(s) { this.text += s; return true; } };
+  assert.equal(await main(['train', 'search-r1', '--help'], help, err), 0);
+  for (const flag of ['--warmup-sft', '--reward', '--group', '--retriever', '--no-collapse-stop', '--resume']) assert.ok(help.text.includes(flag), flag);
 });
