@@ -227,7 +227,7 @@ export async function openTrainer(c: Pick<ResolvedStage2, 'model' | 'lora' | 'lo
  * Puts the trainer's current adapter into the rollout session: written to a scratch GGUF, loaded
  * by the engine and swapped in; the previous engine adapter is freed.
  */
-export class Handover {
+class Handover {
   #adapter: LoraAdapter | null = null;
   constructor(private trainer: LoraTrainer, private model: Model, private session: Session, private path: string) {}
 
