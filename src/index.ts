@@ -84,3 +84,8 @@ export {
 } from './eval/qa-data';
 export { trainStage2, type Stage2StepLog, type Stage2Result, type Stage2Hooks } from './train/stage2';
 export { resolveStage2, STAGE2_DEFAULTS, type Stage2Options, type Stage2LossWeights } from './train/stage2-config';
+export { trainSearchR1, type SearchR1StepLog, type SearchR1Result, type SearchR1Hooks } from './train/search-r1';
+export { resolveSearchR1, SEARCH_R1_DEFAULTS, type SearchR1Options, type CollapseRule } from './train/search-r1-config';
+export { collapseCheck, rolloutSignals, type RolloutSignals, type CollapseInput, type CollapseState } from './train/search-r1-signals';
+export { accumulateTrajectories, modelLogprobs } from './train/search-r1-update';
+export { accumulateGrpo, grpoLoss, LOGP_TOLERANCE, type GrpoPass } from './train/grpo-update';

@@ -13,8 +13,8 @@ const { takeLogLevel } = require(join(root, 'dist', 'cli', 'log-level.js'));
 const { resolveStage1 } = require(join(root, 'dist', 'train', 'stage1-config.js'));
 const cli = (bin, args) => spawnSync(process.execPath, [join(root, 'bin', bin), ...args], { cwd: root, encoding: 'utf8' });
 
-// Every command and subcommand of both CLIs; the first seven are the declared ones.
-const COMMANDS = ['info', 'generate', 'embed', 'make-model', 'add-embed-token', 'train sft', 'train grpo', 'index build', 'index update', 'index info', 'search', 'serve', 'agent'];
+// Every command and subcommand of both CLIs (the declared ones).
+const COMMANDS = ['info', 'generate', 'embed', 'make-model', 'add-embed-token', 'train sft', 'train grpo', 'index build', 'index update', 'index info', 'search', 'serve', 'agent', 'train search-r1'];
 const GLOBAL = ['log-level', 'quiet', 'help'];
 /** The `--flag` names a help text lists at the start of its option lines. */
 const helpFlags = (text) => [...text.matchAll(/^\s+(?:-\w, )?--([a-z][a-z-]*)/gm)].map((m) => m[1]);

@@ -33,7 +33,7 @@ export const AGENT = defineCommand({
 });
 
 /** A `catalog` folder marks a document index directory (see src/docindex); a damaged index then fails to open, loudly. */
-async function isIndexDir(path: string): Promise<boolean> {
+export async function isIndexDir(path: string): Promise<boolean> {
   try {
     return (await stat(join(path, 'catalog'))).isDirectory();
   } catch {
@@ -53,8 +53,8 @@ async function bm25Over(path: string, err: Out): Promise<TextRetriever> {
   return new Bm25Retriever({ index, contents });
 }
 
-/** The retriever the flags ask for, and what must be freed with it. */
-async function openRetriever(kind: string, corpus: string | undefined, threads: number | undefined, err: Out): Promise<{ retriever: TextRetriever; dispose(): void }> {
+/** The retriever the flags ask for, and what must be freed with it (shared with `train search-r1`). */
+export async function openRetriever(kind: string, corpus: string | undefined, threads: number | undefined, err: Out): Promise<{ retriever: TextRetriever; dispose(): void }> {
   if (/^https?:\/\//.test(kind)) return { retriever: new HttpRetriever({ url: kind }), dispose: () => {} };
   if (!['bm25', 'dense', 'hybrid'].includes(kind)) throw new UsageError(`Expected bm25, dense, hybrid or an http(s) URL for --retriever but received ${JSON.stringify(kind)}`);
   if (corpus === undefined) throw new UsageError(`missing --corpus; usage: ${AGENT.usageLine}`);

@@ -10,6 +10,7 @@ import { SERVE, serveCommand } from './serve-command';
 import { INDEX_BUILD, INDEX_INFO, INDEX_UPDATE, indexCommand, SEARCH, searchCommand } from './index-commands';
 import { AGENT, agentCommand } from './agent-command';
 import { TRAIN_GRPO } from './train-grpo-command';
+import { TRAIN_SEARCH_R1 } from './train-search-r1-command';
 
 type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) => Promise<number>;
 
@@ -17,7 +18,7 @@ type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.Writable
 const NATIVE_COMMANDS = new Set(['generate', 'embed', 'train', 'index', 'search', 'serve', 'agent']);
 
 /** Every declared command (parser and help from one declaration each); `eval` has trec_eval's own parser. */
-export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, TRAIN_GRPO, INDEX_BUILD, INDEX_UPDATE, INDEX_INFO, SEARCH, SERVE, AGENT];
+export const COMMAND_SPECS: readonly CommandSpec[] = [INFO, GENERATE, EMBED, MAKE_MODEL, ADD_EMBED_TOKEN, TRAIN_SFT, TRAIN_GRPO, INDEX_BUILD, INDEX_UPDATE, INDEX_INFO, SEARCH, SERVE, AGENT, TRAIN_SEARCH_R1];
 
 const line = (c: CommandSpec): string => `${c.usageLine}\n      ${c.summary}`;
 
@@ -27,7 +28,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   embed: { run: embedCommand, summary: line(EMBED) },
   'make-model': { run: makeModelCommand, summary: line(MAKE_MODEL) },
   'add-embed-token': { run: addEmbedTokenCommand, summary: line(ADD_EMBED_TOKEN) },
-  train: { run: trainCommand, summary: `${line(TRAIN_SFT)}\n  ${line(TRAIN_GRPO)}` },
+  train: { run: trainCommand, summary: `${line(TRAIN_SFT)}\n  ${line(TRAIN_GRPO)}\n  ${line(TRAIN_SEARCH_R1)}` },
   serve: { run: serveCommand, summary: line(SERVE) },
   eval: { run: (argv, out) => runEvalCli(argv, out), summary: 'search-r3 eval QRELS RUN [options]\n      trec_eval-identical metrics (see search-r3 eval --help)' },
   index: { run: indexCommand, summary: [INDEX_BUILD, INDEX_UPDATE, INDEX_INFO].map(line).join('\n  ') },

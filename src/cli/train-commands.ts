@@ -7,6 +7,7 @@ import { EMBED_TEMPLATE_NAMES } from '../engine/templates';
 import { templateFlag } from './engine-commands';
 import { defineCommand } from './flags';
 import { TRAIN_GRPO, trainGrpoCommand } from './train-grpo-command';
+import { TRAIN_SEARCH_R1, trainSearchR1Command } from './train-search-r1-command';
 
 type Out = NodeJS.WritableStream;
 
@@ -56,10 +57,11 @@ const SFT_USAGE = TRAIN_SFT.usageLine;
 export async function trainCommand(argv: string[], out: Out): Promise<number> {
   const [stage, ...rest] = argv;
   if (stage === '--help' || stage === '-h') {
-    out.write(`search-r3 train STAGE: sft (stage 1) or grpo (stage 2).\n\n${TRAIN_SFT.help()}\n${TRAIN_GRPO.help()}`);
+    out.write(`search-r3 train STAGE: sft (stage 1), grpo (stage 2) or search-r1.\n\n${TRAIN_SFT.help()}\n${TRAIN_GRPO.help()}\n${TRAIN_SEARCH_R1.help()}`);
     return 0;
   }
   if (stage === 'grpo') return trainGrpoCommand(rest, out);
+  if (stage === 'search-r1') return trainSearchR1Command(rest, out);
   if (stage !== 'sft') throw new UsageError(`unknown or missing training stage ${JSON.stringify(stage ?? '')}; usage: ${SFT_USAGE} or ${TRAIN_GRPO.usageLine}`);
   return trainSftCommand(rest, out);
 }

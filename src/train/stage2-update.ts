@@ -5,16 +5,10 @@ import { encodeEmbedText } from './data';
 import type { ResolvedStage2 } from './stage2-config';
 import type { Stage2Query } from './stage2-data';
 import type { Rollout } from './stage2-rollout';
+import { accumulateGrpo, grpoLoss } from './grpo-update';
 import type { LoraTrainer, LossPart } from './trainer';
 
-/**
- * Largest |engine − trainer| log-prob of a sampled token under which the engine's log-probs serve
- * as logp_old: a ratio error of at most 1%, far inside the clip range. Above it the trainer's own
- * log-probs of the same tokens (the same adapter, before the update) are used instead, so the
- * ratio is exactly 1 at the sampling policy. (Measured on the tiny test model with an F32 KV
- * cache: max 1.1e-3, mean 1.7e-4 per token; README "Stage 2".)
- */
-export const LOGP_TOLERANCE = 1e-2;
+export { LOGP_TOLERANCE } from './grpo-update';
 
 /** What one update did. */
 export interface UpdateResult {
@@ -53,17 +47,11 @@ export async function updateOnRollouts(
     for (const q of queries) for (const n of q.negatives.slice(0, c.hardNegatives)) sequences.push(doc(n));
   }
   const R = rollouts.length;
-  const empty = new Float32Array(0);
   const targets = rollouts.reduce((a, r) => a + r.logp.length, 0);
   const wantGrpo = c.lossWeights.grpo > 0 && targets > 0;
   const losses = (logpOld: readonly Float32Array[]): LossOptions => {
     const l: LossOptions = {};
-    if (wantGrpo) {
-      l.grpo = {
-        weight: c.lossWeights.grpo, advantages: Float32Array.from(sequences, (_, i) => (i < R ? advantages[i]! : 0)),
-        logpOld: sequences.map((_, i) => (i < R ? logpOld[i]! : empty)), epsLow: c.clipLow, epsHigh: c.clipHigh, klCoef: c.kl,
-      };
-    }
+    if (wantGrpo) l.grpo = grpoLoss(sequences.length, advantages, logpOld, { weight: c.lossWeights.grpo, clipLow: c.clipLow, clipHigh: c.clipHigh, kl: c.kl });
     if (wantInfonce) {
       const candidates = sequences.map((_, i) => i).slice(R);
       l.infonce = { weight: c.lossWeights.infonce, temperature: c.infonceTemperature, queries: rollouts.map((_, i) => i), candidates, labels: rollouts.map((r) => r.query) };
@@ -71,44 +59,11 @@ export async function updateOnRollouts(
     // Sampled tokens stay targets even without GRPO, so their log-probs are checked; with no loss reading them they cost nothing.
     return l;
   };
-  const engine = rollouts.map((r) => r.logp);
-  let r = await trainer.accumulate(sequences, losses(engine), { signal });
-  let logpOld: 'engine' | 'trainer' = 'engine';
-  const trainerLogp = r.logp ? r.logp.slice(0, R) : null;
-  const logpDiff = trainerLogp ? diff(engine, trainerLogp) : { max: 0, mean: 0 };
-  if (trainerLogp && logpDiff.max > LOGP_TOLERANCE) {
-    // The engine's numbers are not the trainer's policy closely enough: redo the pass with the trainer's.
-    trainer.zeroGrads();
-    r = await trainer.accumulate(sequences, losses(trainerLogp), { signal });
-    logpOld = 'trainer';
-  }
-  const clipFraction = trainerLogp ? clipShare(logpOld === 'engine' ? engine : trainerLogp, trainerLogp, c.clipLow, c.clipHigh) : 0;
+  const { result: r, logpDiff, logpOld, clipFraction } = await accumulateGrpo(
+    trainer, sequences, rollouts.map((x) => x.logp), losses, { low: c.clipLow, high: c.clipHigh }, signal,
+  );
   const s = await trainer.step({ lr });
   return {
     loss: r.loss, parts: r.parts, logpDiff, logpOld, clipFraction, tokens: r.tokens, gradNorm: s.gradNorm, seconds: (performance.now() - t0) / 1000,
   };
-}
-
-function diff(a: readonly Float32Array[], b: readonly Float32Array[]): { max: number; mean: number } {
-  let max = 0;
-  let sum = 0;
-  let n = 0;
-  a.forEach((x, i) => x.forEach((v, j) => {
-    const d = Math.abs(v - b[i]![j]!);
-    max = Math.max(max, d);
-    sum += d;
-    n++;
-  }));
-  return { max, mean: n > 0 ? sum / n : 0 };
-}
-
-function clipShare(old: readonly Float32Array[], now: readonly Float32Array[], low: number, high: number): number {
-  let out = 0;
-  let n = 0;
-  old.forEach((x, i) => x.forEach((v, j) => {
-    const ratio = Math.exp(now[i]![j]! - v);
-    if (ratio < 1 - low || ratio > 1 + high) out++;
-    n++;
-  }));
-  return n > 0 ? out / n : 0;
 }

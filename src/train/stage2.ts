@@ -206,8 +206,8 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
   }
 }
 
-/** The trainer, starting from `lora` (its rank, alpha and targets) or from a fresh adapter. */
-async function openTrainer(c: ResolvedStage2): Promise<LoraTrainer> {
+/** The trainer, starting from `lora` (its rank, alpha and targets) or from a fresh adapter (shared with Search-R1 training). */
+export async function openTrainer(c: Pick<ResolvedStage2, 'model' | 'lora' | 'loraRank' | 'seed' | 'threads'>): Promise<LoraTrainer> {
   if (!c.lora) return LoraTrainer.open(c.model, { lora: { rank: c.loraRank, seed: c.seed }, threads: c.threads });
   const file = await readLoraAdapter(c.lora);
   const a = file.tensors.find((t) => t.name.endsWith('.lora_a'));
@@ -248,7 +248,7 @@ class Handover {
 }
 
 /** Deterministic query order: one seeded permutation per epoch, so step k's queries are a pure function of (seed, k). */
-class QueryOrder {
+export class QueryOrder {
   #perms = new Map<number, Uint32Array>();
   constructor(private n: number, private seed: number) {}
 
