@@ -108,3 +108,16 @@ test('changing only the information text changes no target position nor any targ
   }
   assert.ok(differ > 10, 'the information text did change');
 });
+
+test('rewards read the model and information segments, not our corrective message (no answer stays 0)', () => {
+  const { emFormatReward, emReward } = lib;
+  const t = newTrajectory('who wrote hamlet', buildAgentPrompt('who wrote hamlet'));
+  addSegment(t, 'model', 'I am not sure');
+  addSegment(t, 'correction', INVALID_ACTION_MESSAGE);
+  addSegment(t, 'model', 'still no tags');
+  finishTrajectory(t, 'turn-limit');
+  assert.equal(responseText(t), 'I am not surestill no tags');
+  // The message's literal "<answer> and </answer>" would otherwise read as a wrong answer (0.1).
+  assert.equal(emFormatReward(responseText(t), ['William Shakespeare']), 0);
+  assert.equal(emReward(responseText(t), ['and']), 0);
+});

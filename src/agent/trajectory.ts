@@ -132,11 +132,13 @@ export function finishTrajectory(t: Trajectory, stop: StopReason): Trajectory {
 }
 
 /**
- * Everything after the prompt (model turns, information, corrections) as one string: the text the
- * rewards read, as Search-R1 scores the response that follows its prompt.
+ * The model's turns and the information it received, after the prompt, as one string: the text
+ * the rewards read, as Search-R1 scores the response that follows its prompt. Corrective messages
+ * are left out: they are ours, and their literal `<answer> and </answer>` would otherwise read as
+ * an answer (an answerless trajectory scoring as a wrong answer under `em-format`).
  */
 export function responseText(t: Trajectory): string {
-  return t.segments.filter((s) => s.origin !== 'prompt').map((s) => s.text).join('');
+  return t.segments.filter((s) => s.origin !== 'prompt' && s.origin !== 'correction').map((s) => s.text).join('');
 }
 
 /** The whole transcript as one string. */
