@@ -57,7 +57,7 @@ export interface Stage2Options {
   hardNegatives?: number;
   /** Reward spec for parseRewardSpec: 'dcg', 'dcg=1,format=0.5', … */
   reward?: string;
-  /** 'touched' | 'budget=F' | 'full' (parseRefresh). */
+  /** 'touched' | 'budget=F' | 'full' (parseRefresh); default 'budget=0.02', the policy the README's Stage 2 figures chose. */
   refresh?: string;
   /** Re-encode the whole corpus every K steps (0 = never). */
   fullRefreshEvery?: number;
@@ -83,7 +83,7 @@ export interface Stage2Options {
 export const STAGE2_DEFAULTS = Object.freeze({
   loraRank: LORA_DEFAULTS.rank, steps: 50, queriesPerStep: 8, group: 4, maxReasoningTokens: 32, temperature: 1, topP: 1,
   kl: 0.01, clipLow: LOSS_DEFAULTS.epsLow, clipHigh: LOSS_DEFAULTS.epsHigh, lossWeights: Object.freeze({ grpo: 1, infonce: 1 }),
-  infonceTemperature: LOSS_DEFAULTS.temperature, hardNegatives: 1, reward: REWARD_DEFAULTS.spec, refresh: 'touched', fullRefreshEvery: 0,
+  infonceTemperature: LOSS_DEFAULTS.temperature, hardNegatives: 1, reward: REWARD_DEFAULTS.spec, refresh: 'budget=0.02', fullRefreshEvery: 0,
   topK: REWARD_DEFAULTS.cutoff, agreementSample: 8, maxTokens: 256, checkpointEvery: 50, evalEvery: 0, seed: 0,
 });
 
