@@ -122,6 +122,10 @@ export async function saveIndex(dir: string, meta: CatalogMeta, docs: Map<string
 
 /** Loads the committed generation of the index at `dir`, checking that its parts agree; failures are ERR_STORE naming the file. */
 export async function loadIndex(dir: string): Promise<LoadedIndex> {
+  // Said in the user's terms: a folder that was never an index is not "a store without a manifest".
+  if (!(await hasCatalog(dir))) {
+    throw new SearchR3Error('ERR_STORE', `${dir} is not a search-r3 document index (no ${CATALOG_DIR}/manifest.json); build one with "search-r3 index build --model M.gguf --corpus CORPUS --out ${dir}"`);
+  }
   return loadStoreDirectory(join(dir, CATALOG_DIR), CATALOG_KIND, async (loaded) => {
     const meta = loaded.meta as CatalogMeta;
     if (meta?.format !== 1 || !Number.isSafeInteger(meta.generation) || !Number.isSafeInteger(meta.documents)) {
