@@ -3,7 +3,7 @@
 import { QA_REWARD_NAMES, type QaRewardName } from '../agent/rewards';
 import type { QaItem } from '../eval/qa-data';
 import type { TextRetriever } from '../retrieval/types';
-import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
+import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected, defaultedNumbers } from '../util/validate';
 import { LORA_DEFAULTS, LOSS_DEFAULTS } from './defaults';
 import { stage1DefaultLr } from './stage1-config';
 
@@ -131,16 +131,7 @@ export function resolveSearchR1(o: SearchR1Options, model: { nEmbd: number } = {
   if (o.corpus !== undefined && typeof o.corpus !== 'string' && !Array.isArray(o.corpus)) throw new TypeError(expected('a path or an array of documents', 'corpus', o.corpus));
   if (o.retriever !== undefined && typeof o.retriever?.retrieve !== 'function') throw new TypeError(expected('TextRetriever', 'retriever', o.retriever));
   if (o.retriever === undefined && o.corpus === undefined) throw new TypeError('Expected corpus (searched by BM25) or retriever but received neither');
-  const int = (name: keyof typeof D & keyof SearchR1Options, min: number, max: number): number => {
-    const v = (o[name] as number | undefined) ?? (D[name] as number);
-    assertInteger(v, name, min, max);
-    return v;
-  };
-  const num = (name: keyof typeof D & keyof SearchR1Options, min: number, max: number): number => {
-    const v = (o[name] as number | undefined) ?? (D[name] as number);
-    assertNumber(v, name, min, max);
-    return v;
-  };
+  const { int, num } = defaultedNumbers(o, D);
   const questionsPerStep = int('questionsPerStep', 1, 256);
   const group = int('group', 2, 256);
   if (questionsPerStep * group > 256) {

@@ -1,5 +1,5 @@
 import { resolveEmbedTemplate, type EmbedTemplate } from '../engine/templates';
-import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
+import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected, defaultedNumbers } from '../util/validate';
 import type { PairRecord } from './data';
 import { LORA_DEFAULTS, LOSS_DEFAULTS } from './defaults';
 import type { RetrievalSplit } from './retrieval-eval';
@@ -117,16 +117,7 @@ export function resolveStage2(o: Stage2Options, model: { nEmbd: number } = { nEm
   if (o.lora !== undefined) assertString(o.lora, 'lora', { nonEmpty: true });
   if (typeof o.train !== 'string' && !Array.isArray(o.train)) throw new TypeError(expected('a path or an array of pair records', 'train', o.train));
   if (typeof o.corpus !== 'string' && !Array.isArray(o.corpus)) throw new TypeError(expected('a path or an array of documents', 'corpus', o.corpus));
-  const int = (name: keyof typeof D & keyof Stage2Options, min: number, max: number): number => {
-    const v = (o[name] as number | undefined) ?? (D[name] as number);
-    assertInteger(v, name, min, max);
-    return v;
-  };
-  const num = (name: keyof typeof D & keyof Stage2Options, min: number, max: number): number => {
-    const v = (o[name] as number | undefined) ?? (D[name] as number);
-    assertNumber(v, name, min, max);
-    return v;
-  };
+  const { int, num } = defaultedNumbers(o, D);
   const queriesPerStep = int('queriesPerStep', 1, 256);
   const group = int('group', 2, 256);
   // One session decodes the whole step; llama.cpp's sequence limit is 256.

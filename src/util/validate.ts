@@ -85,3 +85,28 @@ export function checkKeys(options: object | undefined, known: readonly string[],
     throw new TypeError(`Unknown option "${key}" in ${name}${hint}`);
   }
 }
+
+/**
+ * Readers of numeric options that fall back to a defaults table and range-check the result, so a
+ * resolver writes `int('steps', 1, 1e9)` once per option (stage 2 and Search-R1 training share it).
+ *
+ * @example const { int, num } = defaultedNumbers(options, DEFAULTS); const steps = int('steps', 1, 1e9);
+ */
+export function defaultedNumbers<O extends object, D extends object>(o: O, defaults: D): {
+  int(name: keyof D & keyof O & string, min: number, max: number): number;
+  num(name: keyof D & keyof O & string, min: number, max: number): number;
+} {
+  const value = (name: keyof D & keyof O & string): number => ((o[name] as unknown as number | undefined) ?? (defaults[name] as unknown as number));
+  return {
+    int(name, min, max) {
+      const v = value(name);
+      assertInteger(v, name, min, max);
+      return v;
+    },
+    num(name, min, max) {
+      const v = value(name);
+      assertNumber(v, name, min, max);
+      return v;
+    },
+  };
+}
