@@ -43,7 +43,7 @@ export {
   type PairRecord, type EncodedPair, type RetrievalTask, type RetrievalTaskOptions,
 } from './train/data';
 export { trainStage1, type Stage1StepLog, type Stage1Result, type Stage1Hooks } from './train/stage1';
-export type { RunPhase } from './train/run';
+export type { RunPhase, TrainHooks } from './train/run';
 export { resolveStage1, stage1DefaultLr, STAGE1_LR_RULE, type Stage1Options, type Stage1LossWeights } from './train/stage1-config';
 export { evaluateRetrieval, type RetrievalSplit, type RetrievalScores } from './train/retrieval-eval';
 export { lrAt, resolveLrSchedule, LR_SCHEDULE_KINDS, type LrScheduleKind, type LrScheduleOptions } from './train/schedule';

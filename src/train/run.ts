@@ -31,6 +31,16 @@ export type RunPhase =
   | 'state'; // the state is written: the checkpoint is committed
 
 /** What the scaffold needs of a step's log line; stages add their own fields. */
+/** The callbacks every training stage takes (stage 1, stage 2, Search-R1), with its step log type `L`. */
+export interface TrainHooks<L> {
+  /** Called after each step's log line and checkpoint are written. */
+  onStep?: (log: L) => void;
+  /** Stops the run between steps and inside native steps with `ERR_ABORTED`; the last checkpoint stays resumable. */
+  signal?: AbortSignal;
+  /** Fault injection for tests (see `TrainRunOptions.onPhase`): called at each named point of a step's writes. */
+  onPhase?: (phase: RunPhase, step: number) => void;
+}
+
 export interface RunStepLog {
   /** The step just finished, counted from 1. */
   step: number;

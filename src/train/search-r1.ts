@@ -15,7 +15,7 @@ import { Model } from '../engine/model';
 import { SearchR3Error } from '../util/errors';
 import type { TrainSequence } from './batch';
 import { groupAdvantages } from './rewards';
-import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type RunPhase } from './run';
+import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type TrainHooks } from './run';
 import { resolveSearchR1, searchR1Fingerprint, type ResolvedSearchR1, type SearchR1Options } from './search-r1-config';
 import { loadSearchR1Data, type SearchR1Data } from './search-r1-data';
 import { collapseCheck, rolloutSignals, type CollapseInput, type RolloutSignals } from './search-r1-signals';
@@ -68,13 +68,8 @@ export interface SearchR1Result {
   lastEm: number;
 }
 
-/** Optional callbacks of {@link trainSearchR1}. */
-export interface SearchR1Hooks {
-  onStep?: (log: SearchR1StepLog) => void;
-  signal?: AbortSignal;
-  /** Fault injection for tests (TrainRunOptions.onPhase). */
-  onPhase?: (phase: RunPhase, step: number) => void;
-}
+/** Optional callbacks of this stage (the shared {@link TrainHooks}). */
+export type SearchR1Hooks = TrainHooks<SearchR1StepLog>;
 
 /**
  * Search-R1 training (arXiv 2503.09516) on a laptop: optional supervised warm-up on synthesized

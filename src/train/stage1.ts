@@ -4,7 +4,7 @@ import { WeightRandom } from '../gguf/random';
 import { SearchR3Error } from '../util/errors';
 import { encodePair, fitTrainingData, loadTrainingData, type EncodedPair, type PairRecord } from './data';
 import { evaluateRetrieval, readRetrievalSplit, type RetrievalScores } from './retrieval-eval';
-import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type RunPhase } from './run';
+import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type TrainHooks } from './run';
 import { lrAt } from './schedule';
 import { stage1MicroBatch } from './stage1-batch';
 import { resolveStage1, resumeFingerprint, type ResolvedStage1, type Stage1Options } from './stage1-config';
@@ -47,15 +47,8 @@ export interface Stage1Result {
   longText: { shortened: number; skipped: string[] };
 }
 
-/** Optional callbacks of {@link trainStage1}. */
-export interface Stage1Hooks {
-  /** Called after each step's log line and checkpoint are written. */
-  onStep?: (log: Stage1StepLog) => void;
-  /** Stops the run between steps and inside native steps with `ERR_ABORTED`; the last checkpoint stays resumable. */
-  signal?: AbortSignal;
-  /** Fault injection for tests (see `TrainRunOptions.onPhase`): called at each named point of a step's writes. */
-  onPhase?: (phase: RunPhase, step: number) => void;
-}
+/** Optional callbacks of this stage (the shared {@link TrainHooks}). */
+export type Stage1Hooks = TrainHooks<Stage1StepLog>;
 
 /**
  * Search-R3 stage 1: LoRA fine-tuning on (query, positive, negatives) pairs with SFT + KL +

@@ -11,7 +11,7 @@ import { loadTrainingData, type PairRecord } from './data';
 import { evaluateRetrieval, readRetrievalSplit, type RetrievalScores } from './retrieval-eval';
 import { computeRewards, groupAdvantages, rewardAgreement, type ScoredRollout } from './rewards';
 import { CorpusEnvironment, type CorpusEnvironmentOptions } from './rl-env';
-import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type RunPhase } from './run';
+import { checkRunOutputs, fileIdentity, runFiles, TrainRun, type TrainHooks } from './run';
 import { resolveStage2, stage2Fingerprint, type ResolvedStage2, type Stage2Options } from './stage2-config';
 import { loadCorpus, placePositives, stage2DataDigest, type Stage2Query } from './stage2-data';
 import { reasonVectors, rolloutContext, sampleRollouts, trainerDocumentEncoder, type Rollout } from './stage2-rollout';
@@ -73,13 +73,8 @@ export interface Stage2Result {
   tokensPerSecond: number;
 }
 
-/** Optional callbacks of {@link trainStage2}. */
-export interface Stage2Hooks {
-  onStep?: (log: Stage2StepLog) => void;
-  signal?: AbortSignal;
-  /** Fault injection for tests (TrainRunOptions.onPhase). */
-  onPhase?: (phase: RunPhase, step: number) => void;
-}
+/** Optional callbacks of this stage (the shared {@link TrainHooks}). */
+export type Stage2Hooks = TrainHooks<Stage2StepLog>;
 
 /**
  * Search-R3 stage 2: GRPO on `reason`-mode embeddings. Each step samples `group` reasonings for
