@@ -18,7 +18,9 @@
 //    `<|embed_token|>` when the budget runs out, one step more than generate's; that is its job.)
 // 3. --refresh vs full: `--compare-steps` (default 30) steps with refresh `--refresh` (default 'budget=0.02') and with 'full' on
 //    a corpus of `--compare-docs` (default 1000) documents; final held-out reason-mode nDCG@10 and
-//    wall time of each.
+//    wall time of each. `--refresh` may list several policies (comma-separated: touched,budget=0.02);
+//    `--seeds 1,2,3` repeats the comparison on the task of each seed (each with its own model seed
+//    and stage-1 adapter) and reports, per policy, the mean difference to `full` and its range.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -33,6 +35,7 @@ const { values: a } = parseArgs({
     threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '10' }, docs: { type: 'string', default: '10000' },
     'compare-docs': { type: 'string', default: '1000' }, 'compare-steps': { type: 'string', default: '30' }, json: { type: 'string' },
     parts: { type: 'string', default: 'steps,rollouts,compare' }, 'rollout-tokens': { type: 'string', default: '8' }, refresh: { type: 'string', default: 'budget=0.02' }, rounds: { type: 'string', default: '5' },
+    seeds: { type: 'string', default: '1' },
   },
 });
 const threads = Number(a.threads);
@@ -56,16 +59,20 @@ function corpusOf(task, n) {
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'search-r3-stage2-bench-'));
-  const model = path.join(dir, 'tiny.gguf');
-  await gguf.makeModel({ preset: 'tiny', seed: 7, type: 'f32', out: model });
-  const task = lib.makeRetrievalTask({ seed: 1 });
-  const s1 = await lib.trainStage1({ model, train: task.train, out: path.join(dir, 'stage1.gguf'), steps: 30, threads, progress: false });
+  const seeds = a.seeds.split(',').map(Number);
   const report = { threads, shape: SHAPE };
-
-  // 1. A step's phases and the environment's saving on a large corpus.
-  if (parts.has('steps')) await stepsPart(model, task, s1, report);
-  if (parts.has('rollouts')) await rolloutsPart(model, task, s1, report);
-  if (parts.has('compare')) await comparePart(model, task, s1, report, dir);
+  // Seed 1 is the tests' setting: model seed 7, task seed 1; seed s uses model seed 6 + s.
+  for (const [i, seed] of seeds.entries()) {
+    const model = path.join(dir, `tiny-${seed}.gguf`);
+    await gguf.makeModel({ preset: 'tiny', seed: 6 + seed, type: 'f32', out: model });
+    const task = lib.makeRetrievalTask({ seed });
+    const s1 = await lib.trainStage1({ model, train: task.train, out: path.join(dir, `stage1-${seed}.gguf`), steps: 30, threads, progress: false });
+    // 1. A step's phases and the environment's saving on a large corpus (first seed only).
+    if (i === 0 && parts.has('steps')) await stepsPart(model, task, s1, report);
+    if (i === 0 && parts.has('rollouts')) await rolloutsPart(model, task, s1, report);
+    if (parts.has('compare')) await comparePart(model, task, s1, report, dir, seed);
+  }
+  if (parts.has('compare') && seeds.length > 1) summariseCompare(report);
   if (a.json) fs.writeFileSync(a.json, `${JSON.stringify(report, null, 2)}\n`);
   fs.rmSync(dir, { recursive: true, force: true });
 }
@@ -123,19 +130,35 @@ async function rolloutsPart(model, task, s1, report) {
 }
 
 // 3. touched against full refresh.
-async function comparePart(model, task, s1, report, dir) {
+async function comparePart(model, task, s1, report, dir, seed) {
   const mid = corpusOf(task, Number(a['compare-docs']));
-  report.compare = { corpus: mid.length, steps: Number(a['compare-steps']) };
-  // The --refresh policy (default 'touched') against re-encoding everything every step.
-  for (const refresh of [...new Set([a.refresh, 'full'])]) {
+  const row = { seed, corpus: mid.length, steps: Number(a['compare-steps']) };
+  // The --refresh policies (default 'budget=0.02') against re-encoding everything every step.
+  for (const refresh of [...new Set([...a.refresh.split(','), 'full'])]) {
     const t = performance.now();
     const r = await lib.trainStage2({
-      model, lora: s1.adapter, train: task.train, corpus: mid, eval: task.heldOut, out: path.join(dir, `${refresh.replace(/[^a-z0-9.]/g, '-')}.gguf`), steps: Number(a['compare-steps']),
+      model, lora: s1.adapter, train: task.train, corpus: mid, eval: task.heldOut, out: path.join(dir, `${seed}-${refresh.replace(/[^a-z0-9.]/g, '-')}.gguf`), steps: Number(a['compare-steps']),
       refresh, threads, progress: false, ...SHAPE,
     });
-    report.compare[refresh] = { ndcg10Before: r.evalBefore.ndcg10, ndcg10After: r.evalAfter.ndcg10, wallSeconds: (performance.now() - t) / 1000 };
-    console.log(JSON.stringify({ [refresh]: report.compare[refresh] }));
+    row[refresh] = { ndcg10Before: r.evalBefore.ndcg10, ndcg10After: r.evalAfter.ndcg10, wallSeconds: (performance.now() - t) / 1000 };
+    console.log(JSON.stringify({ seed, [refresh]: row[refresh] }));
   }
+  if (report.compare === undefined) Object.assign(report, { compare: row, compareBySeed: [row] });
+  else report.compareBySeed.push(row);
+}
+
+/** Per policy: the mean over seeds of (policy − full) final nDCG@10, with its smallest and largest. */
+function summariseCompare(report) {
+  const rows = report.compareBySeed;
+  report.compareSummary = {};
+  for (const refresh of Object.keys(rows[0]).filter((k) => rows[0][k]?.ndcg10After !== undefined)) {
+    const diffs = rows.map((r) => r[refresh].ndcg10After - r.full.ndcg10After);
+    report.compareSummary[refresh] = {
+      meanAfter: mean(rows.map((r) => r[refresh].ndcg10After)), meanBefore: mean(rows.map((r) => r[refresh].ndcg10Before)),
+      meanDiffToFull: mean(diffs), minDiff: Math.min(...diffs), maxDiff: Math.max(...diffs), meanWallSeconds: mean(rows.map((r) => r[refresh].wallSeconds)),
+    };
+  }
+  console.log(JSON.stringify({ summary: report.compareSummary }));
 }
 
 main().catch((e) => {

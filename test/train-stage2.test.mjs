@@ -157,7 +157,7 @@ test('search-r3 train grpo: --json prints each step and the result; a missing --
   const { dir, model, lora, pairs, corpusFile } = await common();
   const out = join(dir, 'cli.gguf');
   const r = spawnSync(process.execPath, [cli, 'train', 'grpo', '--model', model, '--lora', lora, '--train', pairs, '--corpus', corpusFile, '--out', out,
-    '--steps', '2', '--queries-per-step', '2', '--group', '2', '--max-reasoning-tokens', '2', '--refresh', 'budget=0.1', '--threads', '2', '--json'], { encoding: 'utf8' });
+    '--steps', '2', '--queries-per-step', '2', '--group', '2', '--max-reasoning-tokens', '2', '--refresh', 'budget=0.1', '--hard-negatives', '0', '--infonce-temperature', '0.1', '--threads', '2', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(lines.slice(0, 2).map((l) => l.step), [1, 2]);
@@ -166,6 +166,15 @@ test('search-r3 train grpo: --json prints each step and the result; a missing --
   const again = spawnSync(process.execPath, [cli, 'train', 'grpo', '--model', model, '--train', pairs, '--corpus', corpusFile, '--out', out], { encoding: 'utf8' });
   assert.equal(again.status, 1);
   assert.match(again.stderr, /exists from an earlier run; continue that run with --resume or replace it with --force/);
+  // The two InfoNCE flags reach the run: resuming with their defaults is refused, naming both.
+  const resumed = spawnSync(process.execPath, [cli, 'train', 'grpo', '--model', model, '--lora', lora, '--train', pairs, '--corpus', corpusFile, '--out', out,
+    '--steps', '2', '--queries-per-step', '2', '--group', '2', '--max-reasoning-tokens', '2', '--refresh', 'budget=0.1', '--threads', '2', '--resume'], { encoding: 'utf8' });
+  assert.equal(resumed.status, 1, resumed.stderr);
+  assert.match(resumed.stderr, /hardNegatives: saved 0, now 1/);
+  assert.match(resumed.stderr, /infonceTemperature: saved 0\.1, now 0\.05/);
+  const badHard = spawnSync(process.execPath, [cli, 'train', 'grpo', '--model', model, '--train', pairs, '--corpus', corpusFile, '--out', join(dir, 'y.gguf'), '--hard-negatives', '-1'], { encoding: 'utf8' });
+  assert.equal(badHard.status, 2);
+  assert.match(badHard.stderr, /hard-negatives/);
   const missing = spawnSync(process.execPath, [cli, 'train', 'grpo', '--model', model, '--train', pairs, '--out', out], { encoding: 'utf8' });
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /missing --corpus; usage: search-r3 train grpo/);
