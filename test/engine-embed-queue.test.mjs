@@ -130,3 +130,27 @@ test('EmbedQueue: close() lets accepted callers finish and refuses new ones', as
   assert.deepEqual((await Promise.all(accepted)).map((r) => r.length), [1, 1]);
   assert.throws(() => EmbedQueue.create(embedder, { maxPending: 0 }), /Expected integer between 1 and 16777216 for maxPending/);
 });
+
+test('EmbedQueue: concurrent DenseRetriever calls over the queue\'s view share one batch; over the bare embedder they take turns', async () => {
+  const { DenseRetriever, VectorStore } = lib;
+  const { embedder } = await setup();
+  const docs = Array.from({ length: 12 }, (_, i) => ({ id: `d${i}`, text: `${textOf(i + 40)} passage` }));
+  const store = new VectorStore({ dim: embedder.model.info.nEmbd });
+  (await embedder.embedDocuments(docs.map((d) => d.text))).forEach((r, i) => store.add(docs[i].id, r.vector, 0));
+  const contents = new Map(docs.map((d) => [d.id, d.text]));
+  const queries = Array.from({ length: 8 }, (_, i) => textOf(i));
+  const calls = countCalls(embedder);
+  const alone = new DenseRetriever({ embedder, store, contents });
+  assert.equal(embedder.acceptsConcurrentCalls, false);
+  const turns = await Promise.all(queries.map((q) => alone.retrieve([q], { topk: 3 })));
+  assert.deepEqual(calls.splice(0), [1, 1, 1, 1, 1, 1, 1, 1], 'a bare embedder: one call per retrieve, in turn (never ERR_BUSY)');
+  const view = EmbedQueue.create(embedder).asEmbedder();
+  assert.equal(view.acceptsConcurrentCalls, true);
+  const viaQueue = new DenseRetriever({ embedder: view, store, contents });
+  const shared = await Promise.all(queries.map((q) => viaQueue.retrieve([q], { topk: 3 })));
+  assert.deepEqual(calls, [8], 'through the queue: the eight calls\' queries in one embedder batch');
+  shared.forEach(([r], i) => {
+    assert.deepEqual(r.docs.map((d) => d.id), turns[i][0].docs.map((d) => d.id), `query ${i}`);
+    r.docs.forEach((d, j) => assert.ok(Math.abs(d.score - turns[i][0].docs[j].score) <= 1e-4));
+  });
+});

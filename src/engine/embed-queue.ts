@@ -134,8 +134,9 @@ export class EmbedQueue {
    * The embedder seen through this queue, for code that takes an `Embedder` (a `DenseRetriever`,
    * a `DocumentIndex`) and must share batches with the queue's other callers instead of meeting
    * ERR_BUSY: it has the embedder's fields and methods, but `embed` and `embedDocuments` go through
-   * the queue (`onProgress` is told once, when the texts are done) and `dispose` does nothing (the
-   * embedder stays its owner's).
+   * the queue (`onProgress` is told once, when the texts are done), `acceptsConcurrentCalls` is true
+   * (so a `DenseRetriever` lets overlapping calls through to share batches) and `dispose` does
+   * nothing (the embedder stays its owner's).
    */
   asEmbedder(): Embedder {
     const view = Object.create(this.embedder) as Embedder;
@@ -144,7 +145,7 @@ export class EmbedQueue {
       done(o, texts.length, await this.embed(texts, { mode: o.mode, maxReasoningTokens: o.maxReasoningTokens, signal: o.signal }));
     const embedDocuments: Embedder['embedDocuments'] = async (texts, o = {}) =>
       done(o, texts.length, await this.embed(texts, { side: 'document', signal: o.signal }));
-    Object.defineProperties(view, { embed: { value: embed }, embedDocuments: { value: embedDocuments }, dispose: { value: () => {} } });
+    Object.defineProperties(view, { embed: { value: embed }, embedDocuments: { value: embedDocuments }, dispose: { value: () => {} }, acceptsConcurrentCalls: { value: true } });
     return view;
   }
 

@@ -122,6 +122,15 @@ export class Embedder implements AsyncDisposable {
     this.#longText = options.longText ?? 'truncate';
   }
 
+  /**
+   * Whether `embed` and `embedDocuments` take overlapping calls: false here (a session runs one
+   * operation at a time; a second call while one runs is ERR_BUSY). The view an
+   * {@link EmbedQueue.asEmbedder} returns says true: it merges overlapping calls into shared batches.
+   */
+  get acceptsConcurrentCalls(): boolean {
+    return false;
+  }
+
   /** Opens a session on `model` for embedding. The model must have `<|embed_token|>`. */
   static async create(model: Model, options: EmbedderOptions = {}): Promise<Embedder> {
     checkKeys(options, ['mode', 'maxReasoningTokens', 'normalize', 'temperature', 'seed', 'sequences', 'contextPerSequence', 'threads', 'template', 'lora', 'longText'], 'options');

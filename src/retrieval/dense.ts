@@ -42,7 +42,8 @@ export class DenseRetriever implements TextRetriever {
   readonly mode: EmbedMode;
   readonly #contents: (id: string) => string;
   readonly #queryTokens: Partial<Record<EmbedMode, number>>;
-  // An embedder runs one call at a time (a second is ERR_BUSY), so concurrent retrieve calls queue here.
+  // A plain embedder runs one call at a time (a second is ERR_BUSY), so concurrent retrieve calls
+  // queue here; an EmbedQueue's view takes them all and merges their queries into shared batches.
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: DenseRetrieverOptions) {
@@ -60,10 +61,15 @@ export class DenseRetriever implements TextRetriever {
     this.#queryTokens = { ...options.queryTokens };
   }
 
-  /** Embeds the queries and searches the store; concurrent calls run one after another, in call order. */
+  /**
+   * Embeds the queries and searches the store. Concurrent calls run one after another, in call
+   * order — unless the embedder accepts concurrent calls (an {@link EmbedQueue.asEmbedder} view),
+   * when their queries share the embedder's batches.
+   */
   async retrieve(queries: readonly string[], options: RetrieveOptions): Promise<RetrieveResult[]> {
     checkRetrieve(queries, options);
     if (queries.length === 0) return [];
+    if (this.embedder.acceptsConcurrentCalls) return this.#retrieve(queries, options);
     const run = this.#queue.then(() => this.#retrieve(queries, options));
     this.#queue = run.catch(() => undefined);
     return run;
