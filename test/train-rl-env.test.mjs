@@ -120,6 +120,31 @@ test('budget: touched plus the stalest fraction, oldest first and ties by id, so
   assert.equal((await all.refresh(1, ['d01'])).reencoded, 12);
 });
 
+test('refreshStale re-encodes exactly the named stale rows, whatever the policy adds', async () => {
+  const { env, fake } = await makeEnv('budget=0.25');
+  fake.adapter = 1;
+  await env.refresh(1, []); // the policy's three stalest: d00, d01, d02
+  fake.encoded();
+  // At step 1, d01 is already current: only d05 and d09 are stale among the named rows; no budget rows join.
+  const s = await env.refreshStale(1, new Set(['d09', 'd01', 'd05']));
+  assert.deepEqual(fake.encoded(), ['d05', 'd09'], 'the stale named rows only, in corpus order');
+  assert.deepEqual([s.reencoded, s.share], [2, 2 / 12]);
+  assert.deepEqual(versions(env), allAt(0, { d00: 1, d01: 1, d02: 1, d05: 1, d09: 1 }));
+  assert.ok(maxAbsDiff(env.row('d09').vector, fake.vector('document number 9', 1)) < 1e-6, 're-encoded with the current adapter');
+  assert.equal((await env.refreshStale(1, ['d05', 'd09'])).reencoded, 0, 'current rows are not re-encoded again');
+  assert.deepEqual(fake.encoded(), []);
+  // Under full too it names what it re-encodes; a later step makes every row stale again.
+  const { env: full, fake: f2 } = await makeEnv('full');
+  f2.adapter = 3;
+  assert.equal((await full.refreshStale(3, ['d02'])).reencoded, 1);
+  assert.deepEqual(f2.encoded(), ['d02']);
+  assert.equal(full.step, 3);
+  await assert.rejects(full.refreshStale(2, ['d03']), /step/, 'step may not go back');
+  await assert.rejects(full.refreshStale(3, 'd03'), /not a string/);
+  await assert.rejects(full.refreshStale(3, ['nope']), /ids.*"nope"|"nope".*ids/);
+  assert.deepEqual(f2.encoded(), [], 'a refused call encodes nothing');
+});
+
 test('full and fullRefreshEvery re-encode the whole corpus', async () => {
   const { env, fake } = await makeEnv('full');
   fake.adapter = 1;

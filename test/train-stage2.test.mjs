@@ -64,6 +64,20 @@ test('trainStage2: GRPO raises held-out reason-mode nDCG@10 above the stage-1 ad
   assert.deepEqual(readdirSync(`${r.adapter}.env`), ['step-30'], 'only the last checkpoint of the store is kept');
 });
 
+test('trainStage2: the rows a step\'s rewards read are re-encoded by the adapter that sampled it, before the rewards', async () => {
+  const { dir, task, model, lora, corpus } = await common();
+  const steps = [];
+  await trainStage2({
+    model, lora, train: task.train, corpus, out: join(dir, 'lazy.gguf'), steps: 3, queriesPerStep: 2, group: 2,
+    maxReasoningTokens: 2, refresh: 'touched', threads: 2, progress: false,
+  }, { onStep: (l) => steps.push(l) });
+  // Step 1 samples with the adapter that encoded the store (version 0): nothing is stale, and under
+  // `touched` nothing is re-encoded after the update either. Steps 2 and 3 sample with newer adapters,
+  // so what their rewards read (2 queries' positives and hard negatives, 4 rollouts' top-10) is.
+  assert.equal(steps[0].reencoded, 0, JSON.stringify(steps[0]));
+  for (const l of steps.slice(1)) assert.ok(l.reencoded > 0 && l.reencoded <= 2 * 2 + 4 * 10, JSON.stringify(l));
+});
+
 function spawnRun(args) {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -12,7 +12,7 @@ const str = (value: string, dflt: string | number | undefined, help: string) => 
 /** `search-r3 train grpo` (stage 2). */
 export const TRAIN_GRPO = defineCommand({
   name: 'train grpo', usage: '--model M.gguf --train FILE|BEIR_DIR --corpus CORPUS --out ADAPTER.gguf',
-  summary: 'Stage 2: GRPO on reason-mode embeddings, rewards ranked against a corpus index kept fresh by re-encoding what each step touched.',
+  summary: 'Stage 2: GRPO on reason-mode embeddings, rewards ranked against a corpus index kept fresh by re-encoding, before each step\'s rewards, the stale rows they look at.',
   flags: {
     model: str('M.gguf', undefined, 'base model with <|embed_token|> (required)'),
     lora: str('STAGE1.gguf', 'a fresh adapter', 'adapter to start from (its rank and targets are kept); the KL reference is the base model'),
@@ -35,9 +35,9 @@ export const TRAIN_GRPO = defineCommand({
     'hard-negatives': str('N', D.hardNegatives, "hard negatives per query from the record's negatives, in InfoNCE"),
     'infonce-temperature': str('T', D.infonceTemperature, 'InfoNCE temperature'),
     reward: str('SPEC', D.reward, 'reward terms and weights, e.g. dcg or dcg=1,format=0.5'),
-    refresh: str('touched|budget=F|full', D.refresh, 'what the store re-encodes after each update'),
+    refresh: str('touched|budget=F|full', D.refresh, 'what the store re-encodes after each update, beside the stale rows each step\'s rewards look at'),
     'full-refresh-every': str('K', D.fullRefreshEvery, 're-encode the whole corpus every K steps, 0 = never'),
-    'top-k': str('K', D.topK, 'retrieved documents per rollout that the refresh re-encodes'),
+    'top-k': str('K', D.topK, 'retrieved documents per rollout that the rewards read (re-encoded first when stale)'),
     'max-tokens': str('N', D.maxTokens, 'longest query or document prompt in tokens'),
     'checkpoint-every': str('N', D.checkpointEvery, 'write adapter, state and store every N steps'),
     'eval-every': str('N', D.evalEvery, 'score --eval and the reward agreement every N steps, 0 = only before and after'),

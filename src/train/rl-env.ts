@@ -4,9 +4,10 @@ import { assertInteger, assertString, checkKeys, expected } from '../util/valida
 
 /**
  * The Search-R3 RL environment: the corpus embeddings GRPO ranks against, kept in a versioned
- * {@link VectorStore} whose rows record the adapter step that encoded them. After each update only
- * what the step touched (plus what the refresh policy adds) is re-encoded with the new adapter, so
- * the store drifts toward the current model without a full re-encode every step.
+ * {@link VectorStore} whose rows record the adapter step that encoded them. Only the rows a step's
+ * rewards look at ({@link CorpusEnvironment.refreshStale}) and what the refresh policy adds
+ * ({@link CorpusEnvironment.refresh}) are re-encoded with the current adapter, so the store drifts
+ * toward the current model without a full re-encode every step.
  */
 
 /** One corpus document. */
@@ -112,9 +113,10 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
 }
 
 /**
- * The corpus side of stage 2. Rows are encoded at version 0 by `create`; `refresh(step, touched)`
- * re-encodes, after the update of `step`, what the step touched plus what the policy adds, writing
- * version `step`; `search` ranks against the store as it stands (the rewards' oracle).
+ * The corpus side of stage 2. Rows are encoded at version 0 by `create`; `refreshStale(step, ids)`
+ * re-encodes the named rows older than `step` (stage 2: what a step's rewards look at, before the
+ * rewards); `refresh(step, touched)` re-encodes `touched` plus what the policy adds, writing version
+ * `step`; `search` ranks against the store as it stands (the rewards' oracle).
  *
  * @example
  * const env = await CorpusEnvironment.create({ docs, dim: 64, encode, policy: parseRefresh('budget=0.02') });
@@ -193,12 +195,27 @@ export class CorpusEnvironment {
    */
   async refresh(step: number, touched: Iterable<string>, signal?: AbortSignal): Promise<RefreshStats> {
     assertInteger(step, 'step', this.#step);
-    // A string is iterable too, but as characters: almost surely one id passed without brackets.
-    if (typeof touched === 'string' || typeof (touched as Iterable<string> | null)?.[Symbol.iterator] !== 'function') {
-      throw new TypeError(expected('iterable of doc ids (an array or Set, not a string)', 'touched', touched));
-    }
+    const ids = checkIds(touched, 'touched');
+    return this.#encodeRows(step, this.#select(step, ids), signal);
+  }
+
+  /**
+   * Re-encodes exactly the named rows whose version is older than `step` with the current encoder
+   * (adapter version = `step`), writing version `step`; the refresh policy adds nothing. Stage 2
+   * calls it between a step's first search and its rewards, so every document the rewards look at
+   * (the positives, hard negatives and retrieved top-k) is encoded by the adapter that sampled the
+   * rollouts. Same atomicity and `step` rule as {@link CorpusEnvironment.refresh}.
+   */
+  async refreshStale(step: number, ids: Iterable<string>, signal?: AbortSignal): Promise<RefreshStats> {
+    assertInteger(step, 'step', this.#step);
+    const chosen = new Set<number>();
+    for (const id of checkIds(ids, 'ids')) chosen.add(this.#indexOf(id, 'ids'));
+    return this.#encodeRows(step, this.#currentOnly(step, chosen), signal);
+  }
+
+  /** Encodes the rows `picked` (corpus indices) and writes them at version `step`, all or nothing. */
+  async #encodeRows(step: number, picked: number[], signal?: AbortSignal): Promise<RefreshStats> {
     const started = performance.now();
-    const picked = this.#select(step, touched);
     checkAborted(signal, 'the corpus refresh');
     const vectors = await encodeAll(this.#encode, this.#store.dim, picked.map((i) => this.#docs[i]!.text), signal);
     picked.forEach((i, n) => this.#store.update(this.#docs[i]!.id, vectors[n]!, step));
@@ -207,8 +224,13 @@ export class CorpusEnvironment {
     return { reencoded: picked.length, share: picked.length / this.size, staleMax: max, staleMean: mean, seconds: (performance.now() - started) / 1000 };
   }
 
+  /** The chosen rows older than `step`, in corpus order (so encoder batches are reproducible). */
+  #currentOnly(step: number, chosen: Set<number>): number[] {
+    return [...chosen].filter((i) => this.#store.versionOf(this.#docs[i]!.id)! < step).sort((a, b) => a - b);
+  }
+
   /** Corpus indices to re-encode at `step`, in corpus order (so encoder batches are reproducible). */
-  #select(step: number, touched: Iterable<string>): number[] {
+  #select(step: number, touched: readonly string[]): number[] {
     const full = this.#policy.kind === 'full' || (this.#fullEvery > 0 && step % this.#fullEvery === 0);
     const chosen = new Set<number>();
     if (full) {
@@ -227,7 +249,7 @@ export class CorpusEnvironment {
         }
       }
     }
-    return [...chosen].filter((i) => this.#store.versionOf(this.#docs[i]!.id)! < step).sort((a, b) => a - b);
+    return this.#currentOnly(step, chosen);
   }
 
   /** Age of the rows (step − version) at `step`: the largest and the mean, in steps. */
@@ -283,6 +305,14 @@ export class CorpusEnvironment {
     if (i === undefined) throw new RangeError(expected('a document id of the corpus', name, id));
     return i;
   }
+}
+
+/** The ids of an iterable, refusing a string (iterable too, but as characters: almost surely one id without brackets). */
+function checkIds(ids: Iterable<string>, name: string): string[] {
+  if (typeof ids === 'string' || typeof (ids as Iterable<string> | null)?.[Symbol.iterator] !== 'function') {
+    throw new TypeError(expected('iterable of doc ids (an array or Set, not a string)', name, ids));
+  }
+  return [...ids];
 }
 
 /** Encodes `texts` in chunks, checking what the encoder returns. */

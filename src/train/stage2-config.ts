@@ -61,7 +61,7 @@ export interface Stage2Options {
   refresh?: string;
   /** Re-encode the whole corpus every K steps (0 = never). */
   fullRefreshEvery?: number;
-  /** Retrieved documents per rollout that rewards read and the refresh re-encodes. */
+  /** Retrieved documents per rollout that the rewards read (re-encoded first when stale). */
   topK?: number;
   /** Rollouts whose rewards are recomputed against a full re-encode at each eval (reward agreement). */
   agreementSample?: number;

@@ -35,7 +35,11 @@ export interface Stage2StepLog {
   logpOld: 'engine' | 'trainer';
   /** How the rollouts ended: self-emitted `<|embed_token|>`, budget, stopped. */
   finish: Record<string, number>;
-  /** Rows re-encoded by the refresh after the update, their share of the corpus, and staleness after it (steps). */
+  /**
+   * Rows re-encoded this step — the stale rows the rewards look at (positives, hard negatives,
+   * retrieved top-k), re-encoded before the rewards, plus what the policy adds after the update —
+   * their share of the corpus, and staleness after the step (steps).
+   */
   reencoded: number;
   share: number;
   staleMax: number;
@@ -45,6 +49,7 @@ export interface Stage2StepLog {
   tokens: number;
   tokensPerSecond: number;
   seconds: number;
+  /** Seconds per phase; `refresh` is both re-encodes (before the rewards and after the update), `reward` includes the store searches. */
   times: { rollout: number; reward: number; update: number; handover: number; refresh: number; eval?: number };
   /** Every evalEvery steps: held-out `reason`-mode scores (with `eval`) and rewardAgreement(rewards from the store, rewards from a full re-encode) on `agreementSample` rollouts. */
   eval?: RetrievalScores;
@@ -80,8 +85,10 @@ export type Stage2Hooks = TrainHooks<Stage2StepLog>;
  * Search-R3 stage 2: GRPO on `reason`-mode embeddings. Each step samples `group` reasonings for
  * `queriesPerStep` training queries, ranks the corpus for each rollout's embed-token vector in the
  * RL environment's store, turns the ranks into rewards and group advantages, updates the adapter
- * (GRPO on the sampled tokens + InfoNCE on the embed-token states), hands the adapter to the
- * rollout session and refreshes the rows the step touched. Checkpoints (adapter, optimizer, step,
+ * (GRPO on the sampled tokens + InfoNCE on the embed-token states) and hands the adapter to the
+ * rollout session. The store rows a step's rewards look at (its positives, hard negatives and the
+ * rollouts' retrieved top-k) are re-encoded with the sampling adapter before the rewards when they
+ * are stale; the refresh policy's extra rows follow each update. Checkpoints (adapter, optimizer, step,
  * store) are atomic and `resume` continues bit for bit.
  *
  * @example
@@ -152,7 +159,7 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
       const queries = order.at(step, c.queriesPerStep).map((i) => data.queries[i]!);
       const sampled = await sampleRollouts(session, model, c.template, queries.map((q) => q.text), c.seed, step, { ...c, signal: hooks.signal });
       const t1 = performance.now();
-      const scored = await score(env, c, queries, sampled.rollouts);
+      const scored = await score(env, c, queries, sampled.rollouts, step, hooks.signal);
       const { advantages, zeroVarianceGroups } = groupAdvantages(scored.total, c.group);
       const t2 = performance.now();
       const evalStep = c.evalEvery > 0 && (step + 1) % c.evalEvery === 0;
@@ -164,17 +171,19 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
       const t4 = performance.now();
       await handover.run();
       const t5 = performance.now();
-      const refreshed = await env.refresh(step + 1, touchedBy(queries, scored.rankings, c.topK), hooks.signal);
+      const refreshed = await env.refresh(step + 1, [], hooks.signal);
       const t6 = performance.now();
       const times: Stage2StepLog['times'] = {
-        rollout: (t1 - t0) / 1000, reward: (t2 - t1) / 1000, update: (t4 - t3) / 1000, handover: (t5 - t4) / 1000, refresh: (t6 - t5) / 1000,
+        rollout: (t1 - t0) / 1000, reward: (t2 - t1) / 1000 - scored.refresh.seconds, update: (t4 - t3) / 1000, handover: (t5 - t4) / 1000,
+        refresh: scored.refresh.seconds + (t6 - t5) / 1000,
       };
+      const reencoded = scored.refresh.reencoded + refreshed.reencoded;
       const reward = mean(scored.total);
       rewards.push(reward);
       const log: Stage2StepLog = {
         step: step + 1, lr, loss: u.loss, parts: u.parts, reward, rewardParts: Object.fromEntries(Object.entries(scored.parts).map(([k, v]) => [k, mean(v)])),
         kl: u.parts.grpoKl ?? 0, clipFraction: u.clipFraction, zeroVarianceGroups, logpDiff: u.logpDiff, logpOld: u.logpOld,
-        finish: countFinish(sampled.rollouts), reencoded: refreshed.reencoded, share: refreshed.share, staleMax: refreshed.staleMax,
+        finish: countFinish(sampled.rollouts), reencoded, share: reencoded / env.size, staleMax: refreshed.staleMax,
         staleMean: refreshed.staleMean, gradNorm: u.gradNorm, tokens: sampled.generated, tokensPerSecond: sampled.generated / sampled.seconds,
         seconds: 0, times,
       };
@@ -272,10 +281,20 @@ export class QueryOrder {
 const scoredRollouts = (queries: readonly Stage2Query[], rollouts: readonly Rollout[], rankings: string[][]): ScoredRollout[] =>
   rollouts.map((r, i) => ({ ranking: rankings[i]!, relevant: queries[r.query]!.relevant, finish: r.finish, reasoningTokens: r.reasoningTokens }));
 
-/** Rankings from the environment's store as it stands, and the rewards they give. */
-async function score(env: CorpusEnvironment, c: ResolvedStage2, queries: readonly Stage2Query[], rollouts: readonly Rollout[]) {
-  const rankings = await env.search(rollouts.map((r) => r.vector), Math.min(c.topK, env.size));
-  return { rankings, ...computeRewards(c.rewardTerms, scoredRollouts(queries, rollouts, rankings)) };
+/**
+ * The rewards of `step`'s rollouts. A first search finds what they retrieve; the stale rows among
+ * those and the queries' positives and hard negatives are re-encoded with the adapter of `step` (the
+ * one that sampled the rollouts), and the rollouts are ranked again when any row changed. So the
+ * rows a reward depends on are current, and only they are re-encoded (one pass: a stale row that
+ * the second search lifts into the top-k keeps its old vector).
+ */
+async function score(env: CorpusEnvironment, c: ResolvedStage2, queries: readonly Stage2Query[], rollouts: readonly Rollout[], step: number, signal?: AbortSignal) {
+  const vectors = rollouts.map((r) => r.vector);
+  const k = Math.min(c.topK, env.size);
+  const first = await env.search(vectors, k);
+  const refresh = await env.refreshStale(step, touchedBy(queries, first, c.topK), signal);
+  const rankings = refresh.reencoded > 0 ? await env.search(vectors, k) : first;
+  return { rankings, refresh, ...computeRewards(c.rewardTerms, scoredRollouts(queries, rollouts, rankings)) };
 }
 
 /**
@@ -296,7 +315,7 @@ async function agreementOf(env: CorpusEnvironment, c: ResolvedStage2, queries: r
   return rewardAgreement(retrieval(rankings.slice(0, sample.length)), retrieval(fresh));
 }
 
-/** What the step touched: the positives, every rollout's retrieved top-k, and the hard negatives found in the corpus. */
+/** What a step's rewards look at: the positives, every rollout's retrieved top-k, and the hard negatives found in the corpus. */
 function touchedBy(queries: readonly Stage2Query[], rankings: readonly string[][], k: number): Set<string> {
   const touched = new Set<string>();
   for (const q of queries) {
