@@ -212,6 +212,8 @@ test('Agent.create and run: options are checked with errors that name them', asy
   await assert.rejects(Agent.create(model, { retriever, topk: 0 }), RangeError);
   await assert.rejects(Agent.create(model, { retriever, template: 'no slot' }), /\{question\}/);
   await assert.rejects(Agent.create(model, { retriever, topK: 3 }), /topK/);
+  await assert.rejects(Agent.create(model, { retriever, cacheType: 'q8_0' }), /options\.cacheType/);
+  await assert.rejects(Agent.create(model, { retriever, flashAttention: true }), /options\.flashAttention/);
   const a = track(await Agent.create(model, { retriever, sequences: 2, threads: 1 }));
   await assert.rejects(a.run(['q'], { group: 3 }), /options\.group/);
   await assert.rejects(a.run(['']), /questions\[0\]/);

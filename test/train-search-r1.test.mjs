@@ -135,6 +135,10 @@ test('trainSearchR1: a run SIGKILLed inside its checkpoint writes resumes to the
   for (const key of ['reward', 'em', 'entropy', 'responseLength', 'searches', 'invalidRate', 'kl', 'validFormat']) {
     assert.ok(Number.isFinite(lines[2][key]), `${key} is logged: ${JSON.stringify(lines[2])}`);
   }
+  // Rollouts attend as the trainer's forward does (F32 cache, no flash attention), so their
+  // log-probs agree with the trainer's to float rounding (about 7e-4 with flash attention) and
+  // serve as logp_old (README, Search-R1 training).
+  for (const l of lines.slice(2, 4)) assert.ok(l.logpOld === 'engine' && l.logpDiff.max < 1e-4, JSON.stringify({ logpOld: l.logpOld, logpDiff: l.logpDiff }));
   // 'adapter' of step 4: a GRPO step's adapter is new and the state is step 2's (after the warm-up);
   // 'log' of step 3: the first GRPO step is logged, not checkpointed.
   for (const killAt of [{ phase: 'adapter', step: 4 }, { phase: 'log', step: 3 }]) {

@@ -2,7 +2,7 @@
 import { LoraAdapter } from '../engine/lora';
 import type { Model } from '../engine/model';
 import type { TextRetriever } from '../retrieval/types';
-import { assertBoolean, assertInteger, assertNumber, assertString, checkKeys, expected } from '../util/validate';
+import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected } from '../util/validate';
 import { QUESTION_SLOT, SEARCH_R1_TEMPLATE } from './prompt';
 
 /** Options of {@link Agent.create}. */
@@ -33,12 +33,21 @@ export interface AgentOptions {
   lora?: LoraAdapter;
   /** Record the log-probability of every token the model wrote (default false). */
   logprobs?: boolean;
+  /**
+   * KV cache precision (default 'f16', the engine's). With `flashAttention: 'off'`, 'f32' computes
+   * attention as the trainer's forward does, so training rollouts' log-probs agree with the
+   * trainer's to float rounding and serve as GRPO's logp_old (on CPU, flash attention rounds K
+   * and V to F16 whatever the cache type).
+   */
+  cacheType?: 'f16' | 'f32';
+  /** llama.cpp's flash attention (default 'auto'); see `cacheType`. */
+  flashAttention?: 'auto' | 'on' | 'off';
 }
 
 /** {@link AgentOptions} with every default filled in. */
 export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'lora' | 'threads'>> & Pick<AgentOptions, 'lora' | 'threads'>;
 
-const KEYS = ['retriever', 'topk', 'maxTurns', 'maxTurnTokens', 'contextPerSequence', 'sequences', 'template', 'temperature', 'topP', 'seed', 'threads', 'lora', 'logprobs'];
+const KEYS = ['retriever', 'topk', 'maxTurns', 'maxTurnTokens', 'contextPerSequence', 'sequences', 'template', 'temperature', 'topP', 'seed', 'threads', 'lora', 'logprobs', 'cacheType', 'flashAttention'];
 
 /**
  * Checks the options against the model and fills in the defaults; errors name the option.
@@ -64,6 +73,8 @@ export function resolveAgentOptions(model: Model, options: AgentOptions): Resolv
     threads: options.threads,
     lora: options.lora,
     logprobs: options.logprobs ?? false,
+    cacheType: options.cacheType ?? 'f16',
+    flashAttention: options.flashAttention ?? 'auto',
   };
   assertInteger(o.topk, 'options.topk', 1, 100);
   assertInteger(o.maxTurns, 'options.maxTurns', 1, 64);
@@ -78,6 +89,8 @@ export function resolveAgentOptions(model: Model, options: AgentOptions): Resolv
   if (o.threads !== undefined) assertInteger(o.threads, 'options.threads', 1, 1024);
   if (o.lora !== undefined && !(o.lora instanceof LoraAdapter)) throw new TypeError(expected('LoraAdapter', 'options.lora', o.lora));
   assertBoolean(o.logprobs, 'options.logprobs');
+  assertOneOf(o.cacheType, 'options.cacheType', ['f16', 'f32'] as const);
+  assertOneOf(o.flashAttention, 'options.flashAttention', ['auto', 'on', 'off'] as const);
   return o;
 }
 

@@ -46,7 +46,7 @@ export class Agent {
     const o = resolveAgentOptions(model, options);
     // One KV buffer for all sequences, so forked samples share their prompt's cells.
     const session = await model.createSession({
-      sequences: o.sequences, contextSize: o.sequences * o.contextPerSequence, kvUnified: true,
+      sequences: o.sequences, contextSize: o.sequences * o.contextPerSequence, kvUnified: true, cacheType: o.cacheType, flashAttention: o.flashAttention,
       ...(o.threads === undefined ? {} : { threads: o.threads }),
     });
     try {

@@ -195,6 +195,8 @@ async function rollouts(model: Model, lora: LoraAdapter, data: SearchR1Data, c: 
   const agent = await Agent.create(model, {
     retriever: data.retriever, topk: c.topk, maxTurns: c.maxTurns, maxTurnTokens: c.maxTurnTokens, contextPerSequence: c.contextPerSequence,
     sequences: questions.length * c.group, temperature: c.temperature, topP: c.topP, seed: turnSeed(c.seed, 0x5e1, g), threads: c.threads, lora, logprobs: true,
+    // Attention as the trainer's forward computes it, so the engine's log-probs can be logp_old.
+    cacheType: 'f32', flashAttention: 'off',
   });
   try {
     return await agent.run(questions.map((q) => q.question), { group: c.group, signal });
