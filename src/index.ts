@@ -76,7 +76,7 @@ export {
   type UpdateReport, type IndexInfo, type IndexRetrieverOptions, type CorpusInput, type CheckpointPhase, type EncoderIdentity, type FileRef,
   type IndexSettings,
 } from './docindex/index';
-export { EmbedQueue, type EmbedQueueOptions, type EmbedQueueCallOptions, type EmbedSide } from './engine/embed-queue';
+export { EmbedQueue, EMBED_QUEUE_DEFAULTS, type EmbedQueueOptions, type EmbedQueueCallOptions, type EmbedSide } from './engine/embed-queue';
 export { createServer, SERVER_DEFAULTS, type ServerOptions, type SearchR3Server } from './server/server';
 export * from './agent/index';
 export {

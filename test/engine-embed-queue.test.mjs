@@ -154,3 +154,26 @@ test('EmbedQueue: concurrent DenseRetriever calls over the queue\'s view share o
     r.docs.forEach((d, j) => assert.ok(Math.abs(d.score - turns[i][0].docs[j].score) <= 1e-4));
   });
 });
+
+test('EmbedQueue: callers who come back a moment after their results keep sharing one batch (maxBatchDelayMs)', async () => {
+  const { embedder } = await setup({ sequences: 8, mode: 'reason', maxReasoningTokens: 16 });
+  const calls = countCalls(embedder);
+  // 8 closed-loop callers, 6 texts each, sending their next text as HTTP clients do: caller 0 at
+  // once, the others 2 ms after their results land. 50 ms is capped at a tenth of a batch's time.
+  const loop = async (queue) => {
+    await Promise.all(Array.from({ length: 8 }, async (_, c) => {
+      for (let n = 0; n < 6; n++) {
+        await queue.embed([textOf(c * 6 + n)]);
+        if (c > 0) await new Promise((r) => setTimeout(r, 2));
+      }
+    }));
+    return calls.splice(0);
+  };
+  const windowed = await loop(EmbedQueue.create(embedder, { maxBatchDelayMs: 50 }));
+  assert.deepEqual(windowed, [8, 8, 8, 8, 8, 8], 'every batch holds all 8 callers');
+  // Without the window caller 0 goes alone while the other 7 are on their way.
+  const bare = await loop(EmbedQueue.create(embedder, { maxBatchDelayMs: 0 }));
+  assert.equal(bare.reduce((a, b) => a + b, 0), 48);
+  assert.ok(bare.includes(1) && bare.length > 6, `without the window batches split: ${JSON.stringify(bare)}`);
+  assert.throws(() => EmbedQueue.create(embedder, { maxBatchDelayMs: -1 }), /maxBatchDelayMs/);
+});

@@ -20,6 +20,9 @@ test('serve refuses a non-loopback host without a key, a missing --model, a bad 
   const badPort = run(['--model', 'm.gguf', '--port', '70000']);
   assert.equal(badPort.status, 2);
   assert.match(badPort.stderr, /Expected an integer between 0 and 65535 for --port but received "70000"/);
+  const badDelay = run(['--model', 'm.gguf', '--batch-delay', '-1']);
+  assert.equal(badDelay.status, 2);
+  assert.match(badDelay.stderr, /--batch-delay but received "-1"/);
   const missing = run(['--model', 'no-such.gguf']);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no-such\.gguf/);

@@ -1,5 +1,5 @@
 import { DocumentIndex, type IndexInfo } from '../docindex/index';
-import { EmbedQueue } from '../engine/embed-queue';
+import { EMBED_QUEUE_DEFAULTS, EmbedQueue } from '../engine/embed-queue';
 import { Embedder, EMBEDDER_DEFAULTS, type EmbedderOptions } from '../engine/embedder';
 import { Model } from '../engine/model';
 import type { TextRetriever } from '../retrieval/types';
@@ -26,6 +26,7 @@ export const SERVE = defineCommand({
     timeout: { type: 'string', value: 'S', default: SERVER_DEFAULTS.timeoutMs / 1000, help: 'seconds a request may take; past it its work is cancelled (504)' },
     'body-limit': { type: 'string', value: 'BYTES', default: SERVER_DEFAULTS.bodyLimit, help: 'largest request body (413 beyond)' },
     'max-queue': { type: 'string', value: 'N', default: SERVER_DEFAULTS.maxPending, help: 'texts waiting at most; beyond, 503 with Retry-After' },
+    'batch-delay': { type: 'string', value: 'MS', default: EMBED_QUEUE_DEFAULTS.maxBatchDelayMs, help: 'ms a batch may wait for the previous batch\'s clients to send again (at most a tenth of its time; 0 = never)' },
     sequences: { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.sequences, help: 'texts decoded in parallel (concurrent requests share them)' },
     'max-tokens': { type: 'string', value: 'N', default: EMBEDDER_DEFAULTS.contextPerSequence, help: 'token budget per text; longer texts are shortened (with DIR: the index\'s)' },
     threads: { type: 'string', value: 'N', default: 'all hardware threads', help: 'CPU threads' },
@@ -79,6 +80,7 @@ export async function serveCommand(argv: string[], out: NodeJS.WritableStream): 
   const timeoutS = numFlag(values.timeout, 'timeout', 0.001, 86400) ?? SERVER_DEFAULTS.timeoutMs / 1000;
   const bodyLimit = intFlag(values['body-limit'], 'body-limit', 1024, 1 << 30);
   const maxPending = intFlag(values['max-queue'], 'max-queue', 1, 1 << 24) ?? SERVER_DEFAULTS.maxPending;
+  const maxBatchDelayMs = numFlag(values['batch-delay'], 'batch-delay', 0, 60_000) ?? EMBED_QUEUE_DEFAULTS.maxBatchDelayMs;
   const served = positionals[0] === undefined ? null : { dir: positionals[0], info: await DocumentIndex.info(positionals[0]) };
   const options = embedderOptions(served, values);
   const modelPath = typeof values.model === 'string' ? values.model : served!.info.identity.model.path;
@@ -90,7 +92,7 @@ export async function serveCommand(argv: string[], out: NodeJS.WritableStream): 
   try {
     const lora = loraPath === undefined ? undefined : await model.loadLora(loraPath);
     const embedder = await Embedder.create(model, { ...options, lora });
-    const queue = EmbedQueue.create(embedder, { maxPending });
+    const queue = EmbedQueue.create(embedder, { maxPending, maxBatchDelayMs });
     const retrievers = served ? await indexRetrievers(served, queue) : {};
     const server = createServer({ queue, ...retrievers, host, port, apiKey, timeoutMs: Math.round(timeoutS * 1000), bodyLimit });
     let url: string;

@@ -3,11 +3,14 @@
 // decodes as parallel sequences. The queue knows nothing of HTTP (llama.cpp's server-queue split):
 // the server maps its errors to status codes.
 import { SearchR3Error } from '../util/errors';
-import { assertInteger, assertOneOf, checkKeys, expected, assertString } from '../util/validate';
+import { assertInteger, assertNumber, assertOneOf, checkKeys, expected, assertString } from '../util/validate';
 import type { EmbedMode, EmbedResult, Embedder } from './embedder';
 
 /** Which prompt a text is embedded with: the query side (in a mode) or the document side. */
 export type EmbedSide = 'query' | 'document';
+
+/** The defaults of {@link EmbedQueueOptions} (maxBatch: 4 × the embedder's parallel sequences). */
+export const EMBED_QUEUE_DEFAULTS = Object.freeze({ maxPending: 1024, maxBatchDelayMs: 50 });
 
 /** Options of {@link EmbedQueue.create}. */
 export interface EmbedQueueOptions {
@@ -15,6 +18,14 @@ export interface EmbedQueueOptions {
   maxPending?: number;
   /** Texts per embedder call at most (default: 4 × the embedder's parallel sequences). */
   maxBatch?: number;
+  /**
+   * How long after a batch ends the next may wait for that batch's callers to come back, in ms
+   * (default 50; 0 = never wait). It waits only while fewer texts are pending than that batch served
+   * plus what was already waiting, and at most a tenth of that batch's time, so a fast model never
+   * pays more than 10%. Without it, callers who send their next texts a moment after their results
+   * land (HTTP clients) split into alternating batches: one text, then all the others.
+   */
+  maxBatchDelayMs?: number;
 }
 
 /** Options of one {@link EmbedQueue.embed} call. */
@@ -58,26 +69,36 @@ export class EmbedQueue {
   readonly embedder: Embedder;
   readonly maxPending: number;
   readonly maxBatch: number;
+  readonly maxBatchDelayMs: number;
   #jobs: Job[] = [];
+  /** Texts expected back for the next batch (the last batch's and those waiting when it ended), and that batch's time. */
+  #expect = 0;
+  #lastBatchMs = 0;
+  #lastBatchEnd = 0;
+  /** Ends a batch's wait early, when enough texts are pending. */
+  #wake: (() => void) | null = null;
   #pendingTexts = 0;
   #runningTexts = 0;
   #running: Promise<void> | null = null;
   #closed = false;
 
-  private constructor(embedder: Embedder, maxPending: number, maxBatch: number) {
+  private constructor(embedder: Embedder, maxPending: number, maxBatch: number, maxBatchDelayMs: number) {
     this.embedder = embedder;
     this.maxPending = maxPending;
     this.maxBatch = maxBatch;
+    this.maxBatchDelayMs = maxBatchDelayMs;
   }
 
   /** A queue in front of `embedder` (which it does not own: dispose the embedder yourself). */
   static create(embedder: Embedder, options: EmbedQueueOptions = {}): EmbedQueue {
-    checkKeys(options, ['maxPending', 'maxBatch'], 'options');
-    const maxPending = options.maxPending ?? 1024;
+    checkKeys(options, ['maxPending', 'maxBatch', 'maxBatchDelayMs'], 'options');
+    const maxPending = options.maxPending ?? EMBED_QUEUE_DEFAULTS.maxPending;
     assertInteger(maxPending, 'maxPending', 1, 1 << 24);
     const maxBatch = options.maxBatch ?? embedder.session.info.sequences * 4;
     assertInteger(maxBatch, 'maxBatch', 1, 1 << 20);
-    return new EmbedQueue(embedder, maxPending, maxBatch);
+    const maxBatchDelayMs = options.maxBatchDelayMs ?? EMBED_QUEUE_DEFAULTS.maxBatchDelayMs;
+    assertNumber(maxBatchDelayMs, 'maxBatchDelayMs', 0, 60_000);
+    return new EmbedQueue(embedder, maxPending, maxBatch, maxBatchDelayMs);
   }
 
   /** Texts waiting for a batch. */
@@ -126,6 +147,7 @@ export class EmbedQueue {
       }
       this.#jobs.push(job);
       this.#pendingTexts += job.texts.length;
+      if (this.#pendingTexts >= this.#expect) this.#wake?.();
       this.#kick();
     });
   }
@@ -192,10 +214,30 @@ export class EmbedQueue {
       // One turn of the event loop first, so callers arriving together (a batch's callers calling
       // again as their results land, requests parsed in the same I/O phase) share the batch.
       await new Promise((resolve) => setImmediate(resolve));
+      await this.#gather();
       if (this.#jobs.length === 0) break;
       const batch = this.#take();
       await this.#run(batch);
     }
+  }
+
+  /**
+   * Waits for the previous batch's callers to come back: until as many texts are pending as it
+   * served plus those that were waiting then (at most maxBatch), and no later than
+   * min(maxBatchDelayMs, a tenth of its time) after it ended. So a first batch does not wait, nor a
+   * request arriving after the queue has been idle that long.
+   */
+  async #gather(): Promise<void> {
+    const ms = this.#lastBatchEnd + Math.min(this.maxBatchDelayMs, this.#lastBatchMs / 10) - performance.now();
+    if (ms <= 0 || this.#pendingTexts >= this.#expect || this.#jobs.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.#wake?.(), ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve();
+      };
+    });
   }
 
   /** The oldest job and the later ones of its key, up to maxBatch texts (the oldest always fits). */
@@ -221,6 +263,7 @@ export class EmbedQueue {
     };
     const texts = batch.flatMap((j) => j.texts);
     this.#runningTexts = texts.length;
+    const started = performance.now();
     try {
       const results = await this.#call(texts, batch[0]!.options, controller.signal);
       for (const r of results) {
@@ -242,6 +285,9 @@ export class EmbedQueue {
     } finally {
       this.#runningTexts = 0;
       this.#batchAbort = null;
+      this.#lastBatchEnd = performance.now();
+      this.#lastBatchMs = this.#lastBatchEnd - started;
+      this.#expect = Math.min(this.maxBatch, texts.length + this.#pendingTexts);
     }
   }
 

@@ -2,7 +2,7 @@
 // index). fastify parses, validates against the schemas, limits bodies and closes gracefully.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { basename } from 'node:path';
-import { EmbedQueue, type EmbedQueueOptions } from '../engine/embed-queue';
+import { EMBED_QUEUE_DEFAULTS, EmbedQueue, type EmbedQueueOptions } from '../engine/embed-queue';
 import type { Embedder } from '../engine/embedder';
 import type { TextRetriever } from '../retrieval/types';
 import { assertInteger, assertString, checkKeys, expected } from '../util/validate';
@@ -12,7 +12,7 @@ import { ServerMetrics } from './metrics';
 import { registerRoutes } from './routes';
 
 /** The defaults of {@link ServerOptions} that `search-r3 serve --help` also shows. */
-export const SERVER_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 8080, bodyLimit: 1 << 20, timeoutMs: 120_000, maxPending: 1024 });
+export const SERVER_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 8080, bodyLimit: 1 << 20, timeoutMs: 120_000, maxPending: EMBED_QUEUE_DEFAULTS.maxPending });
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
