@@ -2,9 +2,12 @@
 // Search-R1 learning experiment (not a test: minutes on 2 cores): a tiny generated model, untied,
 // its output matrix scaled by SCALE so it can peak its distribution; WARM warm-up SFT steps, then
 // STEPS GRPO steps; held-out agent EM, valid-format share and em-format reward after each, and the
-// direct/RAG baselines of the base model with BASE=1. Settings by environment variable:
+// direct/RAG baselines of the base model with BASE=1. MODEL=FILE trains that GGUF instead (no
+// scaling), e.g. the stories260K fixture; MAXTT is the turn budget in tokens (24: a byte-level
+// vocabulary such as stories260K's needs about 80). Settings by environment variable:
 //
 //   DOCS=60 QUERIES=80 SCALE=10 WARM=40 STEPS=10 LR=2e-2 RANK=8 SAMPLE_T=1 Q=2 REWARD=em-format BASE=1 node bench/search-r1-learn.mjs
+//   MODEL=../shared/fixtures/models/stories260K.gguf MAXTT=80 WARM=100 STEPS=0 LR=1e-2 RANK=16 BASE=1 node bench/search-r1-learn.mjs
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,10 +22,10 @@ const { Bm25Index } = require(join(root, 'dist', 'store', 'bm25.js'));
 // Settings are read from the environment (see the header).
 const dir = mkdtempSync(join(tmpdir(), 'search-r1-learn-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-const modelPath = join(dir, 'tiny.gguf');
+const modelPath = process.env.MODEL ? resolve(process.env.MODEL) : join(dir, 'tiny.gguf');
 const basePath = join(dir, 'base.gguf');
-await gguf.makeModel({ preset: 'tiny', seed: 7, type: 'f32', tieEmbeddings: false, out: basePath });
-{
+if (!process.env.MODEL) {
+  await gguf.makeModel({ preset: 'tiny', seed: 7, type: 'f32', tieEmbeddings: false, out: basePath });
   const info = await gguf.readGguf(basePath);
   const K = Number(process.env.SCALE ?? 10);
   const tensors = await Promise.all(info.tensors.map(async (t) => {
@@ -32,18 +35,18 @@ await gguf.makeModel({ preset: 'tiny', seed: 7, type: 'f32', tieEmbeddings: fals
   }));
   await gguf.writeGguf(modelPath, { metadata: info.metadata, tensors });
 }
-const qa = syntheticQa(makeSyntheticDataset({ seed: 1, docs: Number(process.env.DOCS ?? 40), queries: Number(process.env.QUERIES ?? 80), multiHopFraction: 0.5 }));
+const qa = syntheticQa(makeSyntheticDataset({ seed: 1, docs: Number(process.env.DOCS ?? 60), queries: Number(process.env.QUERIES ?? 80), multiHopFraction: 0.5 }));
 const index = new Bm25Index(); const contents = new Map();
 for (const d of qa.corpus) { index.add(d.id, d.contents); contents.set(d.id, d.contents); }
 const retriever = new Bm25Retriever({ index, contents });
 const train = qa.questions.train, test = qa.questions.test;
 console.log('train', train.length, 'test', test.length);
 const W = Number(process.env.WARM ?? 40), S = Number(process.env.STEPS ?? 10);
-const common = { model: modelPath, train, retriever, corpus: qa.corpus, topk: 2, maxTurns: 2, maxTurnTokens: 24, contextPerSequence: 1024, threads: 2, progress: false, lr: Number(process.env.LR ?? 2e-3), warmupBatch: 8, questionsPerStep: Number(process.env.Q ?? 2), group: 4, reward: process.env.REWARD ?? 'em-format', loraRank: Number(process.env.RANK ?? 8), temperature: Number(process.env.SAMPLE_T ?? 1), seed: 1, force: true };
+const common = { model: modelPath, train, retriever, corpus: qa.corpus, topk: 2, maxTurns: 2, maxTurnTokens: Number(process.env.MAXTT ?? 24), contextPerSequence: 1024, threads: 2, progress: false, lr: Number(process.env.LR ?? 2e-3), warmupBatch: 8, questionsPerStep: Number(process.env.Q ?? 2), group: 4, reward: process.env.REWARD ?? 'em-format', loraRank: Number(process.env.RANK ?? 8), temperature: Number(process.env.SAMPLE_T ?? 1), seed: 1, force: true };
 async function evalEm(adapterPath, label) {
   const model = await Model.load(modelPath);
   const lora = adapterPath ? await model.loadLora(adapterPath) : undefined;
-  const agent = await Agent.create(model, { retriever, topk: 2, maxTurns: 2, maxTurnTokens: 24, contextPerSequence: 1024, sequences: 16, threads: 2, lora });
+  const agent = await Agent.create(model, { retriever, topk: 2, maxTurns: 2, maxTurnTokens: Number(process.env.MAXTT ?? 24), contextPerSequence: 1024, sequences: 16, threads: 2, lora });
   const ts = await agent.run(test.map((q) => q.question)); const outs = ts.map(lib.trajectoryOutput); const valid = ts.filter((t) => lib.isValidFormat(lib.responseText(t)).valid).length / ts.length; const fr = lib.QA_REWARDS['em-format'](ts.map((t, i) => ({ response: lib.responseText(t), goldenAnswers: test[i].goldenAnswers }))); console.log(label, 'valid', valid, 'em-format reward', fr.reduce((a, b) => a + b, 0) / fr.length, 'answered', ts.filter((t) => t.answer !== null).length);
   const em = outs.map((o, i) => (o.answer !== null && exactMatch(o.answer, test[i].goldenAnswers) ? 1 : 0));
   console.log(label, 'agent EM', em.reduce((a, b) => a + b, 0) / test.length, 'sample', JSON.stringify(outs[0].response.slice(0, 300)));
