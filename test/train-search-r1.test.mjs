@@ -156,6 +156,22 @@ test('trainSearchR1: a run SIGKILLed inside its checkpoint writes resumes to the
   }
 });
 
+test('trainSearchR1: the template reaches the warm-up, and a resume with another template is refused', async () => {
+  const { dir, train, corpus } = await qaFiles();
+  const options = { model: await tinyModel(), train, corpus, warmupSft: 1, steps: 0, maxTurns: 2, contextPerSequence: 1024, warmupBatch: 2, threads: 2, progress: false };
+  const template = 'Answer with <search> query </search> and <answer> answer </answer>.\nQuestion: {question}\n';
+  const losses = [];
+  for (const [name, extra] of [['default', {}], ['custom', { template }]]) {
+    const r = await trainSearchR1({ ...options, ...extra, out: join(dir, `template-${name}.gguf`) });
+    const lines = readFileSync(r.log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    losses.push(lines[0].loss);
+  }
+  // The same trajectories after another prompt: the model-written tokens are read in another context.
+  assert.notEqual(losses[0], losses[1]);
+  await assert.rejects(trainSearchR1({ ...options, steps: 1, resume: true, out: join(dir, 'template-custom.gguf') }), { code: 'ERR_TRAIN', message: /settings differ \(template: saved "Answer with/ });
+  await assert.rejects(trainSearchR1({ ...options, template: `Q: {question}`, steps: 1, resume: true, out: join(dir, 'template-default.gguf') }), { code: 'ERR_TRAIN', message: /settings differ \(template: saved undefined, now "Q: \{question\}"/ });
+});
+
 test('trainSearchR1 and train search-r1: clear errors for bad records and bad options', async () => {
   const { dir, corpus } = await qaFiles();
   const model = await tinyModel();
@@ -170,6 +186,7 @@ test('trainSearchR1 and train search-r1: clear errors for bad records and bad op
   await assert.rejects(trainSearchR1({ ...base, train: good, corpus: empty }), { code: 'ERR_FORMAT' });
   await assert.rejects(trainSearchR1({ ...base, train: good, reward: 'f1' }), { name: 'TypeError', message: /for reward but received "f1"/ });
   await assert.rejects(trainSearchR1({ ...base, train: good, questionsPerStep: 100, group: 4 }), { name: 'RangeError', message: /questionsPerStep 100 × group 4 = 400 rollouts per step/ });
+  await assert.rejects(trainSearchR1({ ...base, train: good, template: 'Answer: question' }), { name: 'RangeError', message: 'Expected template to contain {question} but it does not' });
   await assert.rejects(trainSearchR1({ model, train: good, out: base.out }), { name: 'TypeError', message: 'Expected corpus (searched by BM25) or retriever but received neither' });
   const sink = { text: '', write(s) { this.text += s; return true; } };
   const err = { text: '', write(s) { this.text += s; return true; } };

@@ -1,5 +1,6 @@
 // Search-R1 training options in one place: defaults (Search-R1's where it has one), checks that name
 // the option, and what a resumed run must share with the run that wrote its state.
+import { QUESTION_SLOT, SEARCH_R1_TEMPLATE } from '../agent/prompt';
 import { QA_REWARD_NAMES, type QaRewardName } from '../agent/rewards';
 import type { QaItem } from '../eval/qa-data';
 import type { TextRetriever } from '../retrieval/types';
@@ -39,6 +40,8 @@ export interface SearchR1Options {
   retriever?: TextRetriever;
   /** Adapter output; `<out>.state` and `<out>.log.jsonl` go beside it. */
   out: string;
+  /** The agent prompt the warm-up, the probe and the rollouts use, with a `{question}` slot (default Search-R1's); give the agent the same one. */
+  template?: string;
   /** Documents per search, model turns and tokens per turn at most (Search-R1: 3, 4, 500). */
   topk?: number;
   maxTurns?: number;
@@ -80,7 +83,7 @@ export interface SearchR1Options {
 
 /** The defaults of {@link SearchR1Options}. */
 export const SEARCH_R1_DEFAULTS = Object.freeze({
-  loraRank: LORA_DEFAULTS.rank, topk: 3, maxTurns: 4, maxTurnTokens: 500, contextPerSequence: 4096, steps: 50, questionsPerStep: 4, group: 4,
+  loraRank: LORA_DEFAULTS.rank, template: SEARCH_R1_TEMPLATE, topk: 3, maxTurns: 4, maxTurnTokens: 500, contextPerSequence: 4096, steps: 50, questionsPerStep: 4, group: 4,
   temperature: 1, topP: 1, reward: 'em' as QaRewardName, warmupSft: 'auto' as const, warmupBatch: 8, autoWarmupSteps: 30, probeQuestions: 8,
   probeThreshold: 0.5, kl: 0.001, clipLow: LOSS_DEFAULTS.epsLow, clipHigh: LOSS_DEFAULTS.epsHigh, checkpointEvery: 25, seed: 0,
   collapse: Object.freeze({ window: 5, patience: 3, rewardRatio: 0.5, invalidRate: 0.5, lengthRatio: 2, minBest: 0.05 }),
@@ -97,7 +100,7 @@ export type ResolvedSearchR1 = Omit<Required<SearchR1Options>, 'lora' | 'corpus'
 };
 
 const KEYS = [
-  'model', 'lora', 'loraRank', 'train', 'corpus', 'retriever', 'out', 'topk', 'maxTurns', 'maxTurnTokens', 'contextPerSequence', 'steps',
+  'model', 'lora', 'loraRank', 'train', 'corpus', 'retriever', 'out', 'template', 'topk', 'maxTurns', 'maxTurnTokens', 'contextPerSequence', 'steps',
   'questionsPerStep', 'group', 'temperature', 'topP', 'reward', 'warmupSft', 'warmupBatch', 'warmupLr', 'autoWarmupSteps', 'probeQuestions',
   'probeThreshold', 'lr', 'kl', 'clipLow', 'clipHigh', 'collapse', 'checkpointEvery', 'seed', 'threads', 'resume', 'force', 'progress',
 ];
@@ -131,6 +134,9 @@ export function resolveSearchR1(o: SearchR1Options, model: { nEmbd: number } = {
   if (o.corpus !== undefined && typeof o.corpus !== 'string' && !Array.isArray(o.corpus)) throw new TypeError(expected('a path or an array of documents', 'corpus', o.corpus));
   if (o.retriever !== undefined && typeof o.retriever?.retrieve !== 'function') throw new TypeError(expected('TextRetriever', 'retriever', o.retriever));
   if (o.retriever === undefined && o.corpus === undefined) throw new TypeError('Expected corpus (searched by BM25) or retriever but received neither');
+  const template = o.template ?? D.template;
+  assertString(template, 'template', { nonEmpty: true });
+  if (!template.includes(QUESTION_SLOT)) throw new RangeError(`Expected template to contain ${QUESTION_SLOT} but it does not`);
   const { int, num } = defaultedNumbers(o, D);
   const questionsPerStep = int('questionsPerStep', 1, 256);
   const group = int('group', 2, 256);
@@ -156,7 +162,7 @@ export function resolveSearchR1(o: SearchR1Options, model: { nEmbd: number } = {
   assertNumber(warmupLr, 'warmupLr', 0, 10);
   return {
     model: o.model, lora: o.lora ?? null, loraRank: int('loraRank', 1, 4096), train: o.train, corpus: o.corpus ?? null, retriever: o.retriever ?? null,
-    out: o.out, topk: int('topk', 1, 100), maxTurns: int('maxTurns', 1, 64), maxTurnTokens: int('maxTurnTokens', 1, 1 << 20),
+    out: o.out, template, topk: int('topk', 1, 100), maxTurns: int('maxTurns', 1, 64), maxTurnTokens: int('maxTurnTokens', 1, 1 << 20),
     contextPerSequence: int('contextPerSequence', 16, 1 << 24), steps: int('steps', 0, 1e9), questionsPerStep, group,
     temperature: num('temperature', 0, 100), topP: num('topP', 0, 1), reward, warmupSft, warmupBatch: int('warmupBatch', 1, 4096), warmupLr,
     autoWarmupSteps: int('autoWarmupSteps', 0, 1e9), probeQuestions: int('probeQuestions', 1, 256), probeThreshold: num('probeThreshold', 0, 1),
@@ -175,5 +181,8 @@ export function searchR1Fingerprint(c: ResolvedSearchR1, identity: { model: stri
     ...identity, loraRank: c.loraRank, topk: c.topk, maxTurns: c.maxTurns, maxTurnTokens: c.maxTurnTokens, contextPerSequence: c.contextPerSequence,
     questionsPerStep: c.questionsPerStep, group: c.group, temperature: c.temperature, topP: c.topP, reward: c.reward, warmupBatch: c.warmupBatch,
     warmupLr: c.warmupLr, lr: c.lr, kl: c.kl, clipLow: c.clipLow, clipHigh: c.clipHigh, seed: c.seed,
+    // undefined for the default (not written to the state), so runs started before the option
+    // existed still resume, and a change either way is still seen.
+    template: c.template === SEARCH_R1_TEMPLATE ? undefined : c.template,
   };
 }

@@ -100,7 +100,7 @@ export async function trainSearchR1(options: SearchR1Options, hooks: SearchR1Hoo
     scratch = await mkdtemp(join(tmpdir(), 'search-r3-search-r1-'));
     const adapterPath = join(scratch, 'rollout.lora.gguf');
     const tokenize = (text: string, first: boolean): Int32Array => model.tokenize(text, { addSpecial: first, parseSpecial: first });
-    const warm = await warmupTrajectories(data.items, { retriever: data.retriever, topk: c.topk, maxTurns: c.maxTurns, contents: data.contents ?? undefined });
+    const warm = await warmupTrajectories(data.items, { retriever: data.retriever, template: c.template, topk: c.topk, maxTurns: c.maxTurns, contents: data.contents ?? undefined });
     const warmSeqs = warmupSequences(warm.trajectories, tokenize);
     let probe: number | null = null;
     if (c.warmupSft === 'auto') {
@@ -193,7 +193,7 @@ async function warmupStep(trainer: LoraTrainer, batch: TrainSequence[], step: nu
  */
 async function rollouts(model: Model, lora: LoraAdapter, data: SearchR1Data, c: ResolvedSearchR1, questions: readonly QaItem[], g: number, signal?: AbortSignal): Promise<Trajectory[]> {
   const agent = await Agent.create(model, {
-    retriever: data.retriever, topk: c.topk, maxTurns: c.maxTurns, maxTurnTokens: c.maxTurnTokens, contextPerSequence: c.contextPerSequence,
+    retriever: data.retriever, template: c.template, topk: c.topk, maxTurns: c.maxTurns, maxTurnTokens: c.maxTurnTokens, contextPerSequence: c.contextPerSequence,
     sequences: questions.length * c.group, temperature: c.temperature, topP: c.topP, seed: turnSeed(c.seed, 0x5e1, g), threads: c.threads, lora, logprobs: true,
     // Attention as the trainer's forward computes it, so the engine's log-probs can be logp_old.
     cacheType: 'f32', flashAttention: 'off',
@@ -213,7 +213,7 @@ async function rollouts(model: Model, lora: LoraAdapter, data: SearchR1Data, c: 
 async function formatProbe(model: Model, lora: LoraAdapter, data: SearchR1Data, c: ResolvedSearchR1, signal?: AbortSignal): Promise<number> {
   const questions = data.items.slice(0, c.probeQuestions);
   const agent = await Agent.create(model, {
-    retriever: data.retriever, topk: c.topk, maxTurns: c.maxTurns, maxTurnTokens: c.maxTurnTokens, contextPerSequence: c.contextPerSequence,
+    retriever: data.retriever, template: c.template, topk: c.topk, maxTurns: c.maxTurns, maxTurnTokens: c.maxTurnTokens, contextPerSequence: c.contextPerSequence,
     sequences: questions.length, temperature: 0, threads: c.threads, lora,
   });
   try {
