@@ -220,7 +220,16 @@ let cached: NativeBinding | undefined;
 export const packageRoot = join(__dirname, '..');
 
 /**
- * Loads build/Release/search_r3.node once. SEARCH_R3_BINDING=/path/to/file.node overrides the path
+ * Spins libgomp's barrier makes before it sleeps (GNU OpenMP's default is 300,000), set when
+ * neither GOMP_SPINCOUNT nor OMP_WAIT_POLICY is: a thread whose partner lost its core to another
+ * process then frees its own core soon instead of spinning out its time slice, at every op of a
+ * graph. README, Busy machines, has the figures.
+ */
+export const GOMP_SPIN_COUNT = '10000';
+
+/**
+ * Loads build/Release/search_r3.node once (libgomp, which it links, reads its settings from the
+ * environment as it loads: see GOMP_SPIN_COUNT). SEARCH_R3_BINDING=/path/to/file.node overrides the path
  * (used to test the node-gyp build).
  */
 export function binding(): NativeBinding {
@@ -232,6 +241,7 @@ export function binding(): NativeBinding {
   if (!found) {
     throw new SearchR3Error('ERR_NATIVE', `the search-r3 native addon is not built (looked for ${candidates.join(', ')}); run "npm run build:native"`);
   }
+  if (process.env.GOMP_SPINCOUNT === undefined && process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT = GOMP_SPIN_COUNT;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   cached = require(found) as NativeBinding;
   return cached;
