@@ -8,6 +8,7 @@
 //   idle      nothing else running
 //   spin      one busy loop (a child `node` spinning), i.e. one core taken
 //   twin      a second search-r3 process encoding beside it with its own defaults
+//   session   a second session in the same process encoding beside it (a server's two sessions)
 // Each case runs in a fresh child process (so a load never meets a warmed-up pool); rounds
 // alternate the order of loads, and the table gives the median of the rounds and % of idle.
 // --model default: .bench-out/tiny.gguf (make-model preset tiny, seed 1), the shape of the
@@ -23,15 +24,37 @@ const { root, log, median } = require('./tools.js');
 
 const dist = path.join(root, 'dist', 'index.js');
 const CASES = ['train', 'encode', 'generate'];
-const LOADS = ['idle', 'spin', 'twin'];
+const LOADS = ['idle', 'spin', 'twin', 'session'];
+const TEXT = 'the quick brown fox jumps over the lazy dog while the sun sets over quiet hills';
 
 /**
  * One measurement in this process: `kind` for `seconds`, default threads, timed from after the
  * model is loaded (and the trainer opened), so a large model's set-up is not counted as throughput.
  * Prints one JSON line.
  */
-async function measure(kind, model, seconds) {
+/**
+ * A second session in this process evaluating a prompt in a loop, on `loaded` (or a model of its
+ * own): resolves once it runs, with a function that stops it and frees what it made.
+ */
+async function besideSession(lib, model, loaded) {
+  const m = loaded ?? (await lib.Model.load(model));
+  const s = await m.createSession({ sequences: 1 });
+  const toks = m.tokenize(TEXT.repeat(2));
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) await s.evaluate(toks);
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    s.dispose();
+    if (!loaded) m.dispose();
+  };
+}
+
+async function measure(kind, model, seconds, beside) {
   const lib = require(dist);
+  let loaded = null;
   let units = 0;
   let threads = null;
   let run;
@@ -50,9 +73,10 @@ async function measure(kind, model, seconds) {
     done = () => t.dispose();
   } else {
     const m = await lib.Model.load(model);
+    loaded = m;
     const s = await m.createSession({ sequences: 1 });
     threads = s.info?.threads ?? null;
-    const text = 'the quick brown fox jumps over the lazy dog while the sun sets over quiet hills';
+    const text = TEXT;
     const toks = m.tokenize(text.repeat(2));
     run = async () => {
       if (kind === 'encode') {
@@ -68,10 +92,12 @@ async function measure(kind, model, seconds) {
       m.dispose();
     };
   }
+  const stopBeside = beside === 'session' ? await besideSession(lib, model, loaded) : null;
   const until = Date.now() + seconds * 1000;
   const t0 = process.hrtime.bigint();
   while (Date.now() < until) await run();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  await stopBeside?.();
   done();
   process.stdout.write(`${JSON.stringify({ kind, tokensPerSecond: units / secs, threads })}\n`);
 }
@@ -83,9 +109,9 @@ function startLoad(load, model, seconds) {
   return null;
 }
 
-function runChild(kind, model, seconds) {
+function runChild(kind, model, seconds, load) {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [__filename, '--child', kind, '--model', model, '--seconds', String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, [__filename, '--child', kind, '--model', model, '--seconds', String(seconds), ...(load === 'session' ? ['--beside', 'session'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     c.stdout.on('data', (d) => { out += d; });
     c.on('error', reject);
@@ -95,10 +121,10 @@ function runChild(kind, model, seconds) {
 
 async function main() {
   const { values: a } = parseArgs({
-    options: { child: { type: 'string' }, model: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'string' } },
+    options: { child: { type: 'string' }, beside: { type: 'string' }, model: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'string' } },
   });
   const seconds = Number(a.seconds ?? 4);
-  if (a.child) return measure(a.child, a.model, seconds);
+  if (a.child) return measure(a.child, a.model, seconds, a.beside);
   const rounds = Number(a.rounds ?? 3);
   let model = a.model && path.resolve(a.model);
   if (!model) {
@@ -117,7 +143,7 @@ async function main() {
         const loader = startLoad(load, model, seconds);
         if (loader) await new Promise((res) => setTimeout(res, 500)); // let the load get going
         try {
-          const m = await runChild(kind, model, seconds);
+          const m = await runChild(kind, model, seconds, load);
           (results[`${kind}/${load}`] ??= []).push(m);
           log(`round ${r + 1} ${kind.padEnd(8)} ${load.padEnd(5)} ${m.tokensPerSecond.toFixed(0)} t/s (threads ${m.threads})`);
         } finally {
@@ -137,9 +163,10 @@ async function main() {
     return row;
   });
   log(`load after: ${os.loadavg()[0].toFixed(2)}`);
-  console.log('case      threads   idle t/s   spin t/s (%)   twin t/s (%)');
+  console.log('case      threads   idle t/s   spin t/s (%)   twin t/s (%)   session t/s (%)');
   for (const r of rows) {
-    console.log(`${r.case.padEnd(9)} ${String(r.threads).padStart(7)} ${String(r.idle).padStart(10)} ${`${r.spin} (${r['spin%']}%)`.padStart(14)} ${`${r.twin} (${r['twin%']}%)`.padStart(14)}`);
+    const cell = (load) => `${r[load]} (${r[`${load}%`]}%)`.padStart(load === 'session' ? 17 : 14);
+    console.log(`${r.case.padEnd(9)} ${String(r.threads).padStart(7)} ${String(r.idle).padStart(10)} ${cell('spin')} ${cell('twin')} ${cell('session')}`);
   }
   if (a.json) fs.writeFileSync(a.json, `${JSON.stringify({ model, seconds, rounds, rows, results }, null, 2)}\n`);
 }
