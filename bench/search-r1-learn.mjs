@@ -4,7 +4,9 @@
 // STEPS GRPO steps; held-out agent EM, valid-format share and em-format reward after each, and the
 // direct/RAG baselines of the base model with BASE=1. MODEL=FILE trains that GGUF instead (no
 // scaling), e.g. the stories260K fixture; MAXTT is the turn budget in tokens (24: a byte-level
-// vocabulary such as stories260K's needs about 80). Settings by environment variable:
+// vocabulary such as stories260K's needs about 80); TARGETS=attn_q,…,output the adapter's LoRA
+// targets (default every layer's projections; add output for the output head). Settings by
+// environment variable:
 //
 //   DOCS=60 QUERIES=80 SCALE=10 WARM=40 STEPS=10 LR=2e-2 RANK=8 SAMPLE_T=1 Q=2 REWARD=em-format BASE=1 node bench/search-r1-learn.mjs
 //   MODEL=../shared/fixtures/models/stories260K.gguf MAXTT=80 WARM=100 STEPS=0 LR=1e-2 RANK=16 BASE=1 node bench/search-r1-learn.mjs
@@ -42,7 +44,7 @@ const retriever = new Bm25Retriever({ index, contents });
 const train = qa.questions.train, test = qa.questions.test;
 console.log('train', train.length, 'test', test.length);
 const W = Number(process.env.WARM ?? 40), S = Number(process.env.STEPS ?? 10);
-const common = { model: modelPath, train, retriever, corpus: qa.corpus, topk: 2, maxTurns: 2, maxTurnTokens: Number(process.env.MAXTT ?? 24), contextPerSequence: 1024, threads: 2, progress: false, lr: Number(process.env.LR ?? 2e-3), warmupBatch: 8, questionsPerStep: Number(process.env.Q ?? 2), group: 4, reward: process.env.REWARD ?? 'em-format', loraRank: Number(process.env.RANK ?? 8), temperature: Number(process.env.SAMPLE_T ?? 1), seed: 1, force: true };
+const common = { model: modelPath, train, retriever, corpus: qa.corpus, topk: 2, maxTurns: 2, maxTurnTokens: Number(process.env.MAXTT ?? 24), contextPerSequence: 1024, threads: 2, progress: false, lr: Number(process.env.LR ?? 2e-3), warmupBatch: 8, questionsPerStep: Number(process.env.Q ?? 2), group: 4, reward: process.env.REWARD ?? 'em-format', loraRank: Number(process.env.RANK ?? 8), loraTargets: process.env.TARGETS ? process.env.TARGETS.split(',') : undefined, temperature: Number(process.env.SAMPLE_T ?? 1), seed: 1, force: true };
 async function evalEm(adapterPath, label) {
   const model = await Model.load(modelPath);
   const lora = adapterPath ? await model.loadLora(adapterPath) : undefined;

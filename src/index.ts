@@ -33,7 +33,7 @@ export {
   type StalenessBucket, type StoredVector, type VectorIndex,
 } from './store/index';
 export {
-  LoraTrainer, LORA_MODULES,
+  LoraTrainer, LORA_MODULES, LORA_TARGETS, adapterTargets,
   type LoraModule, type LoraConfig, type LoraTrainerOptions, type TrainerInfo, type LossPart, type AccumulateResult,
   type StepOptions, type StepResult, type ForwardOptions, type ForwardResult, type TrainerState,
 } from './train/trainer';

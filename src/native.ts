@@ -210,7 +210,7 @@ export interface NativeBinding {
   createSession(model: NativeModel, options: NativeSessionOptions): Promise<NativeSession>;
   systemInfo(): { system: string; gpuOffload: boolean; mmap: boolean; maxDevices: number; cuda: boolean; devices: NativeDevice[] };
   setLogLevel(level: 0 | 1 | 2 | 3 | 4): void;
-  /** `targets`: LORA_MODULES names (src/train/trainer.ts holds the one list), each checked by the addon. */
+  /** `targets`: LORA_TARGETS names (src/train/trainer.ts holds the one list), each checked by the addon. */
   createTrainer(path: string, options: { rank: number; alpha: number; targets: string[]; seed: number; threads?: number; transposedWeights: boolean }): Promise<NativeTrainer>;
 }
 

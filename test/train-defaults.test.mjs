@@ -11,7 +11,7 @@ const require = createRequire(import.meta.url);
 const { binding } = require(`${root}/dist/native.js`);
 const { LOSS_DEFAULTS, LORA_DEFAULTS, STEP_DEFAULTS } = require(`${root}/dist/train/defaults.js`);
 const { lossSpec, packBatch } = require(`${root}/dist/train/batch.js`);
-const { LoraTrainer, LORA_MODULES } = lib;
+const { LoraTrainer, LORA_MODULES, LORA_TARGETS } = lib;
 
 const createOptions = () => ({ rank: 2, alpha: 4, targets: ['attn_q', 'ffn_down'], seed: 1, threads: 1, transposedWeights: false });
 const stepOptions = () => ({ lr: 1e-3, ...STEP_DEFAULTS });
@@ -29,7 +29,7 @@ describe('native trainer seam: every value required, none defaulted', () => {
       { name: 'TypeError', message: 'Expected a non-empty array of module names for targets' });
     // The addon's list of trainable modules is exactly TS's table, in its order.
     await assert.rejects(async () => b.createTrainer(storiesPath, { ...createOptions(), targets: ['attn_q', 'attn_x'] }),
-      { name: 'RangeError', message: `Expected one of ${LORA_MODULES.join(', ')} for targets[1] but received 'attn_x'` });
+      { name: 'RangeError', message: `Expected one of ${LORA_TARGETS.join(', ')} for targets[1] but received 'attn_x'` });
     await assert.rejects(async () => b.createTrainer(storiesPath, { ...createOptions(), targets: ['ffn_up', 'ffn_up'] }),
       { name: 'RangeError', message: "Expected each module once in targets but received 'ffn_up' twice" });
     await assert.rejects(async () => b.createTrainer(storiesPath, without(createOptions(), 'transposedWeights')), missing('transposedWeights', 'boolean'));

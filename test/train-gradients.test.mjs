@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { lib, tinyModel, track } from './helpers/models.mjs';
 import { rng } from './helpers/random.mjs';
 
-const { LoraTrainer } = lib;
+const { LoraTrainer, LORA_MODULES } = lib;
 const T = 8;
 const B = 4;
 
-async function openPerturbed(seed, modelOptions = {}) {
-  const trainer = track(await LoraTrainer.open(await tinyModel(modelOptions), { lora: { rank: 4, alpha: 8, seed }, threads: 2 }));
+async function openPerturbed(seed, modelOptions = {}, targets = undefined) {
+  const trainer = track(await LoraTrainer.open(await tinyModel(modelOptions), { lora: { rank: 4, alpha: 8, seed, targets }, threads: 2 }));
   const random = rng(seed);
   // Non-zero B (it starts at zero) so that A's gradients are not trivially zero.
   trainer.setTensors('params', trainer.tensors('params').map((t) => ({ name: t.name, data: t.data.map((x) => x + (random() - 0.5) * 0.2) })));
@@ -45,13 +45,14 @@ async function lossAt(trainer, losses) {
   return r.loss;
 }
 
-async function checkFiniteDifferences(name, losses, modelOptions = {}) {
-  const trainer = await openPerturbed(17, modelOptions);
+async function checkFiniteDifferences(name, losses, modelOptions = {}, targets = undefined, h = 1e-2) {
+  const trainer = await openPerturbed(17, modelOptions, targets);
   await trainer.accumulate(seqs, losses);
   const grads = trainer.tensors('grads');
   trainer.zeroGrads();
   const params = trainer.tensors('params');
-  // All A and B matrices of layer 0 (seven modules) and the last module of layer 1.
+  // All A and B matrices of layer 0 (seven modules) and the last slot (layer 1's last module, or
+  // the output head when it is a target).
   const checked = [...grads.keys()].filter((i) => grads[i].name.startsWith('blk.0.') || i >= grads.length - 2);
   let worst = 0;
   for (const ti of checked) {
@@ -59,7 +60,6 @@ async function checkFiniteDifferences(name, losses, modelOptions = {}) {
     let at = 0;
     for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[at])) at = i;
     assert.ok(Math.abs(g[at]) > 1e-6, `${grads[ti].name}: gradient is zero everywhere`);
-    const h = 1e-2;
     const orig = params[ti].data[at];
     params[ti].data[at] = orig + h;
     trainer.setTensors('params', params);
@@ -85,6 +85,26 @@ for (const [name, losses] of Object.entries(LOSSES)) {
 for (const name of ['sft', 'infonce']) {
   test(`qwen3, ${name} loss: LoRA gradients match central finite differences`, () => checkFiniteDifferences(name, LOSSES[name], { arch: 'qwen3' }));
 }
+
+// The output head as a target (a model with its own output.weight): its A and B are the last slot,
+// and every loss that reads logits reaches them; InfoNCE (hidden states only) must leave them at 0.
+// Under KL, B's gradient spreads over 151,936 vocabulary columns (largest entry about 3e-6), so its
+// step is larger: at 1e-2 the float32 loss's rounding is a few percent of the difference. (GRPO
+// keeps 1e-2: a larger step crosses its clip's kinks.)
+for (const name of ['sft', 'kl', 'grpo']) {
+  test(`output head target, ${name} loss: its LoRA gradients match central finite differences`, () =>
+    checkFiniteDifferences(name, LOSSES[name], { tieEmbeddings: false }, [...LORA_MODULES, 'output'], name === 'kl' ? 5e-2 : 1e-2));
+}
+
+test('output head target: named output.weight.lora_a/b, last; untouched by a hidden-state loss', async () => {
+  const trainer = await openPerturbed(17, { tieEmbeddings: false }, ['attn_q', 'output']);
+  const names = trainer.tensors('params').map((t) => t.name);
+  assert.deepEqual(names.slice(-2), ['output.weight.lora_a', 'output.weight.lora_b']);
+  assert.deepEqual(trainer.info.targets, ['attn_q', 'output']);
+  await trainer.accumulate(seqs, LOSSES.infonce);
+  const head = trainer.tensors('grads').slice(-2);
+  assert.ok(head.every((t) => t.data.every((x) => x === 0)), 'InfoNCE reads the final hidden state, before the head');
+});
 
 // 8-wide heads and a 40-wide FFN: inner dimensions that ggml's tiled matmul refuses, which the
 // trainer reroutes (RewriteForCpu: out_prod below 16, zero-padded copies above) in both passes.

@@ -99,6 +99,34 @@ test('an adapter saved by the trainer gives the same logits in an inference sess
   assert.deepEqual(reloaded.tensors('params').map((t) => Array.from(t.data)), trainer.tensors('params').map((t) => Array.from(t.data)));
 });
 
+test('an output-head adapter (output.weight.lora_a/b) gives the same logits in llama.cpp as in the training graph', async () => {
+  const path = await tinyModel({ tieEmbeddings: false });
+  const trainer = track(await LoraTrainer.open(path, { lora: { rank: 4, alpha: 8, seed: 3, targets: ['output'] }, threads: 2 }));
+  const random = rng(13);
+  trainer.setTensors('params', trainer.tensors('params').map((t) => ({ name: t.name, data: t.data.map((x) => x + (random() - 0.5) * 0.2) })));
+  const model = track(await Model.load(path));
+  const tokens = model.tokenize('Only the output head is adapted here.', { addSpecial: true });
+  const file = join(tempDir(), 'head-adapter.gguf');
+  await trainer.saveAdapter(file);
+  const withAdapter = await inferenceOutputs(path, tokens, file);
+  const base = await inferenceOutputs(path, tokens);
+  const ours = await trainer.forward([{ tokens, targets: allTargets(tokens) }], { logits: true });
+  const ref = withAdapter.logits.subarray(0, (tokens.length - 1) * withAdapter.nVocab);
+  assert.ok(maxAbsDiff(ours.logits, ref) <= 1e-3, `adapter logits differ by ${maxAbsDiff(ours.logits, ref)}`);
+  assert.ok(maxAbsDiff(ref, base.logits.subarray(0, ref.length)) > 1e-2, 'the head adapter must change the logits');
+  // The head comes after the final hidden state: embeddings are the base model's.
+  assert.ok(maxAbsDiff(withAdapter.embeddings, base.embeddings) <= 1e-5, 'an output-head adapter leaves hidden states alone');
+  const reloaded = track(await LoraTrainer.open(path, { lora: { rank: 4, alpha: 8, targets: ['output'] }, threads: 2 }));
+  await reloaded.loadAdapter(file);
+  assert.deepEqual(reloaded.tensors('params').map((t) => Array.from(t.data)), trainer.tensors('params').map((t) => Array.from(t.data)));
+  assert.deepEqual(lib.adapterTargets(trainer.tensors('params').map((t) => t.name)), ['output']);
+});
+
+test('the output-head target needs a model with its own output.weight', async () => {
+  await assert.rejects(LoraTrainer.open(await tinyModel(), { lora: { targets: ['attn_q', 'output'] }, threads: 2 }),
+    { name: 'RangeError', message: "the LoRA target 'output' needs a model with its own output.weight; this one ties its output head to token_embd.weight" });
+});
+
 test('LoraTrainer.open rejects what it cannot train with a clear error', async () => {
   await assert.rejects(LoraTrainer.open(join(tempDir(), 'missing.gguf')), { code: 'ERR_FILE', message: /does not exist/ });
   await assert.rejects(LoraTrainer.open(await tinyModel(), { lora: { targets: ['attn_x'] } }), { name: 'RangeError', message: /lora\.targets/ });

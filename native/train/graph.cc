@@ -116,10 +116,10 @@ ggml_tensor * BuildForward(ggml_context * ctx, GraphInputs & in, const TrainWeig
   return Norm(ctx, x, w.output_norm, hp.rms_eps);
 }
 
-ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
-                                const TrainBatch & batch) {
-  ggml_tensor * rows = in.I32(ctx, batch.target_rows, "target_rows");
-  return ggml_mul_mat(ctx, w.output, ggml_get_rows(ctx, hidden, rows));
+ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, const LoraParams * lora,
+                                ggml_tensor * hidden, const TrainBatch & batch) {
+  ggml_tensor * rows = ggml_get_rows(ctx, hidden, in.I32(ctx, batch.target_rows, "target_rows"));
+  return Linear(ctx, lora, -1, kOutputHead, w.output, nullptr, rows);
 }
 
 namespace {

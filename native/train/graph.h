@@ -46,9 +46,10 @@ class GraphInputs {
 ggml_tensor * BuildForward(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, const LoraParams * lora,
                            const TrainBatch & batch);
 
-// Logits of the batch's target rows, [n_vocab, n_targets].
-ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
-                                const TrainBatch & batch);
+// Logits of the batch's target rows, [n_vocab, n_targets], through the adapted output head when
+// `lora` adapts it (null: the base head).
+ggml_tensor * BuildTargetLogits(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, const LoraParams * lora,
+                                ggml_tensor * hidden, const TrainBatch & batch);
 
 // After ggml_build_backward_expand: rewrites each out_prod(a, b) node whose inner dimension is 32 or
 // more into mul_mat(aᵀ, bᵀ), the same values on ggml's tiled matmul kernels instead of out_prod's

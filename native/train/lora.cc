@@ -36,12 +36,24 @@ LoraParams::LoraParams(const TrainWeights & w, const LoraConfig & cfg, ggml_back
       slots.push_back(s);
     }
   }
+  if (config.modules & (1u << kOutputHead)) {
+    // llama.cpp finds an adapter's matrices by name; a model that ties its head to token_embd has
+    // no output.weight, and llama.cpp adapts token_embd with A and B in another layout.
+    if (w.output == w.tok_embd) {
+      throw NativeError("ERR_INVALID", "the LoRA target 'output' needs a model with its own output.weight; this one ties its output head to token_embd.weight");
+    }
+    head_ = (int)slots.size();
+    LoraSlot s;
+    s.layer = -1;
+    s.module = kOutputHead;
+    slots.push_back(s);
+  }
   const size_t n_tensors = slots.size() * 8 + 1;
   ggml_init_params params = {ggml_tensor_overhead() * n_tensors, nullptr, /*no_alloc =*/true};
   ctx_ = ggml_init(params);
   if (!ctx_) throw NativeError("ERR_NATIVE", "out of memory creating the LoRA context");
   for (LoraSlot & s : slots) {
-    ggml_tensor * weight = TrainModuleWeight(w.layers[s.layer], s.module);
+    ggml_tensor * weight = s.layer < 0 ? w.output : TrainModuleWeight(w.layers[s.layer], s.module);
     const int64_t n_in = weight->ne[0], n_out = weight->ne[1];
     auto make = [&](int64_t ne0, int64_t ne1) { return ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, ne0, ne1); };
     s.a = make(n_in, config.rank);
@@ -52,7 +64,7 @@ LoraParams::LoraParams(const TrainWeights & w, const LoraConfig & cfg, ggml_back
     s.m_b = make(config.rank, n_out);
     s.v_a = make(n_in, config.rank);
     s.v_b = make(config.rank, n_out);
-    const std::string base = "blk." + std::to_string(s.layer) + "." + TrainModuleName(s.module) + ".weight";
+    const std::string base = (s.layer < 0 ? std::string() : "blk." + std::to_string(s.layer) + ".") + TrainModuleName(s.module) + ".weight";
     ggml_set_name(s.a, (base + ".lora_a").c_str());
     ggml_set_name(s.b, (base + ".lora_b").c_str());
     ggml_set_param(s.a);
@@ -83,6 +95,7 @@ LoraParams::~LoraParams() {
 }
 
 const LoraSlot * LoraParams::Find(int layer, int module) const {
+  if (layer < 0) return module == kOutputHead ? Head() : nullptr;
   int i = index_[(size_t)layer * kModuleCount + module];
   return i < 0 ? nullptr : &slots[i];
 }

@@ -1,7 +1,8 @@
 // Trainable LoRA matrices for a TrainWeights model, with their gradient accumulators and AdamW
 // moments, all in one backend buffer. Layout and names follow llama.cpp's adapter GGUF:
 // `blk.N.<module>.weight.lora_a` is [n_in, rank], `.lora_b` is [rank, n_out], and the update is
-// W·x + (alpha/rank)·B·(A·x).
+// W·x + (alpha/rank)·B·(A·x). The output head, when a target, is `output.weight.lora_a/b`, its
+// slot last (layer -1), as llama.cpp applies an adapter to every matrix by the matrix's name.
 #pragma once
 
 #include "train/weights.h"
@@ -13,8 +14,8 @@
 namespace sr3 {
 
 struct LoraSlot {
-  int layer = 0;
-  int module = 0;
+  int layer = 0;   // -1 for the output head
+  int module = 0;  // TrainModule, kOutputHead for the output head
   ggml_tensor * a = nullptr;  // parameters
   ggml_tensor * b = nullptr;
   ggml_tensor * grad_a = nullptr, * grad_b = nullptr;  // gradients summed over micro-batches
@@ -25,7 +26,7 @@ struct LoraSlot {
 struct LoraConfig {
   int rank = 8;
   float alpha = 16.0f;
-  uint32_t modules = 0;  // bit i set: TrainModule i is adapted
+  uint32_t modules = 0;  // bit i set: TrainModule i is adapted (bit kOutputHead: the output head)
   uint64_t seed = 0;
 };
 
@@ -44,6 +45,8 @@ class LoraParams {
   float scale() const { return config.alpha / (float)config.rank; }
   // The slot adapting `module` of `layer`, or null when that module is not a target.
   const LoraSlot * Find(int layer, int module) const;
+  // The slot adapting the output head, or null when it is not a target.
+  const LoraSlot * Head() const { return head_ < 0 ? nullptr : &slots[head_]; }
 
   // The tensors of one part in slot order (a then b per slot), for copying in and out.
   std::vector<ggml_tensor *> Tensors(LoraPart part) const;
@@ -61,6 +64,7 @@ class LoraParams {
 
  private:
   std::vector<int> index_;  // layer * kModuleCount + module -> slot or -1
+  int head_ = -1;           // the output head's slot or -1
   ggml_context * ctx_ = nullptr;
   ggml_backend_buffer_t buffer_ = nullptr;
 };

@@ -81,12 +81,12 @@ ggml_tensor * K3(ggml_context * ctx, GraphInputs & in, ggml_tensor * logp, const
 
 }  // namespace
 
-LossTensors BuildLosses(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
-                        const TrainBatch & batch, const LossSpec & s, const Reference & ref) {
+LossTensors BuildLosses(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, const LoraParams * lora,
+                        ggml_tensor * hidden, const TrainBatch & batch, const LossSpec & s, const Reference & ref) {
   LossTensors out;
   const int64_t M = (int64_t)batch.target_rows.size();
   if (s.NeedsLogits()) {
-    ggml_tensor * logits = BuildTargetLogits(ctx, in, w, hidden, batch);
+    ggml_tensor * logits = BuildTargetLogits(ctx, in, w, lora, hidden, batch);
     ggml_tensor * lp_all = nullptr;  // full log-softmax, only for KL
     if (s.Uses(kLossKl)) {
       lp_all = LogSoftmax(ctx, logits);

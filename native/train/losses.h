@@ -52,7 +52,8 @@ struct LossTensors {
 ggml_tensor * LogSoftmax(ggml_context * ctx, ggml_tensor * logits);
 ggml_tensor * PickTargets(ggml_context * ctx, GraphInputs & in, ggml_tensor * values, const TrainBatch & batch);
 
-LossTensors BuildLosses(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, ggml_tensor * hidden,
-                        const TrainBatch & batch, const LossSpec & spec, const Reference & ref);
+// The losses of `hidden` (the adapted forward pass); `lora` adapts the output head when it targets it.
+LossTensors BuildLosses(ggml_context * ctx, GraphInputs & in, const TrainWeights & w, const LoraParams * lora,
+                        ggml_tensor * hidden, const TrainBatch & batch, const LossSpec & spec, const Reference & ref);
 
 }  // namespace sr3

@@ -153,7 +153,8 @@ ForwardResult Trainer::Forward(const TrainBatch & batch, const ForwardRequest & 
   ContextPtr ctx(NewContext());
   GraphInputs in;
   ggml_cgraph * g = ggml_new_graph_custom(ctx.get(), GraphSize(*weights), false);
-  ggml_tensor * hidden = BuildForward(ctx.get(), in, *weights, req.lora ? lora.get() : nullptr, batch);
+  const LoraParams * adapter = req.lora ? lora.get() : nullptr;
+  ggml_tensor * hidden = BuildForward(ctx.get(), in, *weights, adapter, batch);
   ggml_tensor * logits = nullptr, * logp = nullptr, * rows = nullptr;
   if (req.hidden && !batch.embed_rows.empty()) {
     rows = ggml_get_rows(ctx.get(), hidden, in.I32(ctx.get(), batch.embed_rows, "embed_rows"));
@@ -161,7 +162,7 @@ ForwardResult Trainer::Forward(const TrainBatch & batch, const ForwardRequest & 
     ggml_build_forward_expand(g, rows);
   }
   if (req.logits || req.logp) {
-    logits = BuildTargetLogits(ctx.get(), in, *weights, hidden, batch);
+    logits = BuildTargetLogits(ctx.get(), in, *weights, adapter, hidden, batch);
     ggml_set_output(logits);
     ggml_build_forward_expand(g, logits);
     if (req.logp) {
@@ -187,7 +188,7 @@ Reference Trainer::ComputeReference(const TrainBatch & batch, const LossSpec & s
   GraphInputs in;
   ggml_cgraph * g = ggml_new_graph_custom(ctx.get(), GraphSize(*weights), false);
   ggml_tensor * hidden = BuildForward(ctx.get(), in, *weights, nullptr, batch);
-  ggml_tensor * lp_all = LogSoftmax(ctx.get(), BuildTargetLogits(ctx.get(), in, *weights, hidden, batch));
+  ggml_tensor * lp_all = LogSoftmax(ctx.get(), BuildTargetLogits(ctx.get(), in, *weights, nullptr, hidden, batch));
   ggml_tensor * lp = PickTargets(ctx.get(), in, lp_all, batch);
   ggml_set_output(lp_all);
   ggml_set_output(lp);
@@ -209,7 +210,7 @@ LossResult Trainer::Accumulate(const TrainBatch & batch, const LossSpec & spec) 
   GraphInputs in;
   ggml_cgraph * g = ggml_new_graph_custom(ctx.get(), GraphSize(*weights), true);
   ggml_tensor * hidden = BuildForward(ctx.get(), in, *weights, lora.get(), batch);
-  LossTensors loss = BuildLosses(ctx.get(), in, *weights, hidden, batch, spec, ref);
+  LossTensors loss = BuildLosses(ctx.get(), in, *weights, lora.get(), hidden, batch, spec, ref);
   ggml_set_loss(loss.total);
   ggml_set_output(loss.total);
   for (ggml_tensor * t : loss.parts) {

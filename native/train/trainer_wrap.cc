@@ -133,13 +133,13 @@ uint32_t ReadTargets(const Napi::Value & v) {
   }
   Napi::Array list = v.As<Napi::Array>();
   std::string known;
-  for (int m = 0; m < kModuleCount; m++) known += std::string(m ? ", " : "") + TrainModuleName(m);
+  for (int m = 0; m < kTargetCount; m++) known += std::string(m ? ", " : "") + TrainModuleName(m);
   uint32_t modules = 0;
   for (uint32_t i = 0; i < list.Length(); i++) {
     std::string name = GetString(list.Get(i), "targets[i]");
     int m = 0;
-    while (m < kModuleCount && name != TrainModuleName(m)) m++;
-    if (m == kModuleCount) throw Napi::RangeError::New(v.Env(), "Expected one of " + known + " for targets[" + std::to_string(i) + "] but received '" + name + "'");
+    while (m < kTargetCount && name != TrainModuleName(m)) m++;
+    if (m == kTargetCount) throw Napi::RangeError::New(v.Env(), "Expected one of " + known + " for targets[" + std::to_string(i) + "] but received '" + name + "'");
     if (modules & (1u << m)) throw Napi::RangeError::New(v.Env(), "Expected each module once in targets but received '" + name + "' twice");
     modules |= 1u << m;
   }

@@ -18,7 +18,7 @@
 
 namespace sr3 {
 
-static const char * const kModuleNames[kModuleCount] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+static const char * const kModuleNames[kTargetCount] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "output"};
 
 const char * TrainModuleName(int module) { return kModuleNames[module]; }
 

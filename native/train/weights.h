@@ -44,9 +44,12 @@ struct TrainLayer {
   ggml_tensor * ffn_gate = nullptr, * ffn_up = nullptr, * ffn_down = nullptr;
 };
 
-// LoRA target modules, in the order the adapter file lists them per layer.
+// LoRA target modules, in the order the adapter file lists them per layer. kOutputHead is the
+// one model-level target (the output head, `output.weight`), listed after every layer's.
 enum TrainModule { kAttnQ, kAttnK, kAttnV, kAttnOut, kFfnGate, kFfnUp, kFfnDown, kModuleCount };
-const char * TrainModuleName(int module);  // "attn_q", ..., as in GGUF tensor names
+constexpr int kOutputHead = kModuleCount;
+constexpr int kTargetCount = kModuleCount + 1;
+const char * TrainModuleName(int module);  // "attn_q", ..., "output", as in GGUF tensor names
 ggml_tensor * TrainModuleWeight(const TrainLayer & layer, int module);
 
 // Owns the ggml context and buffer of the weights. Not copyable.

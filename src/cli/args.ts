@@ -86,3 +86,9 @@ export function oneOfFlag<T extends string>(value: unknown, flag: string, allowe
   }
   return value as T;
 }
+
+/** A comma-separated list, each item one of `allowed`. */
+export function listFlag<T extends string>(value: unknown, flag: string, allowed: readonly T[]): T[] | undefined {
+  if (value === undefined) return undefined;
+  return String(value).split(',').map((t) => oneOfFlag(t.trim(), flag, allowed)!);
+}

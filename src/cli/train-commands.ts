@@ -1,8 +1,8 @@
-import { LORA_MODULES, type LoraModule } from '../train/trainer';
+import { LORA_MODULES, LORA_TARGETS } from '../train/trainer';
 import { trainStage1 } from '../train/stage1';
 import { resolveStage1, STAGE1_LR_RULE, type Stage1LossWeights } from '../train/stage1-config';
 import { LR_SCHEDULE_KINDS } from '../train/schedule';
-import { intFlag, numFlag, oneOfFlag, UsageError } from './args';
+import { intFlag, listFlag, numFlag, oneOfFlag, UsageError } from './args';
 import { EMBED_TEMPLATE_NAMES } from '../engine/templates';
 import { templateFlag } from './engine-commands';
 import { defineCommand } from './flags';
@@ -33,7 +33,7 @@ export const TRAIN_SFT = defineCommand({
     schedule: str(LR_SCHEDULE_KINDS.join('|'), D.schedule, 'learning-rate schedule after warm-up'),
     'lora-rank': str('R', D.lora.rank, 'LoRA rank'),
     'lora-alpha': str('A', `${D.lora.alpha / D.lora.rank} × --lora-rank`, 'LoRA scale numerator'),
-    'lora-targets': str(LORA_MODULES[0] + ',…', `all of ${LORA_MODULES.join(',')}`, 'adapted projections'),
+    'lora-targets': str(LORA_MODULES[0] + ',…', `all of ${LORA_MODULES.join(',')}`, 'adapted matrices; add output for the output head (a model with its own output.weight)'),
     'loss-weights': str('NAME=W,…', Object.entries(D.losses).map(([k, v]) => `${k}=${v}`).join(','), 'loss weights, NAME one of sft, kl, infonce, triplet, reasoning (SFT on traces)'),
     temperature: str('T', D.temperature, 'InfoNCE temperature'),
     margin: str('M', D.margin, 'triplet margin'),
@@ -77,11 +77,6 @@ function lossWeights(value: unknown): Stage1LossWeights | undefined {
   return weights;
 }
 
-function targets(value: unknown): LoraModule[] | undefined {
-  if (value === undefined) return undefined;
-  return String(value).split(',').map((t) => oneOfFlag(t.trim(), 'lora-targets', LORA_MODULES)!);
-}
-
 async function trainSftCommand(argv: string[], out: Out): Promise<number> {
   const args = TRAIN_SFT.parse(argv, out);
   if (!args) return 0;
@@ -105,7 +100,7 @@ async function trainSftCommand(argv: string[], out: Out): Promise<number> {
     lr: numFlag(values.lr, 'lr', 0, 10),
     warmupSteps: intFlag(values.warmup, 'warmup', 0),
     schedule: oneOfFlag(values.schedule, 'schedule', LR_SCHEDULE_KINDS),
-    lora: { rank, alpha: numFlag(values['lora-alpha'], 'lora-alpha', 1e-6, 1e6), targets: targets(values['lora-targets']) },
+    lora: { rank, alpha: numFlag(values['lora-alpha'], 'lora-alpha', 1e-6, 1e6), targets: listFlag(values['lora-targets'], 'lora-targets', LORA_TARGETS) },
     losses: lossWeights(values['loss-weights']),
     temperature: numFlag(values.temperature, 'temperature', 1e-4, 100),
     margin: numFlag(values.margin, 'margin', 0, 2),

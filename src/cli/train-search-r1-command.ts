@@ -4,8 +4,9 @@ import type { TextRetriever } from '../retrieval/types';
 import { trainSearchR1 } from '../train/search-r1';
 import { SEARCH_R1_DEFAULTS } from '../train/search-r1-config';
 import { STAGE1_LR_RULE } from '../train/stage1-config';
+import { LORA_MODULES, LORA_TARGETS } from '../train/trainer';
 import { isIndexDir, openRetriever } from './agent-command';
-import { intFlag, numFlag, UsageError } from './args';
+import { intFlag, listFlag, numFlag, UsageError } from './args';
 import { defineCommand } from './flags';
 
 const D = SEARCH_R1_DEFAULTS;
@@ -20,6 +21,7 @@ export const TRAIN_SEARCH_R1 = defineCommand({
     model: str('M.gguf', undefined, 'base model (required)'),
     lora: str('A.gguf', 'a fresh adapter', 'adapter to start from (its rank and targets are kept)'),
     'lora-rank': str('R', D.loraRank, 'rank of a fresh adapter (without --lora)'),
+    'lora-targets': str(LORA_MODULES[0] + ',…', `all of ${LORA_MODULES.join(',')}`, 'what a fresh adapter adapts; add output for the output head (a model with its own output.weight)'),
     train: str('QA.jsonl', undefined, 'training questions, QA JSONL {id?, question, golden_answers} (required)'),
     corpus: str('CORPUS', undefined, 'BEIR corpus.jsonl, FlashRAG JSONL or a folder (bm25), or an index DIR from `search-r3 index build` (any retriever); not needed with a URL'),
     retriever: str('bm25|dense|hybrid|URL', 'bm25', 'how searches are answered; a URL speaks Search-R1\'s POST /retrieve'),
@@ -79,7 +81,7 @@ export async function trainSearchR1Command(argv: string[], out: NodeJS.WritableS
   const threads = intFlag(values.threads, 'threads', 1, 1024);
   const options = {
     model: values.model as string, lora: values.lora as string | undefined, loraRank: intFlag(values['lora-rank'], 'lora-rank', 1, 4096),
-    train: values.train as string, out: values.out as string,
+    loraTargets: listFlag(values['lora-targets'], 'lora-targets', LORA_TARGETS), train: values.train as string, out: values.out as string,
     topk: intFlag(values.topk, 'topk', 1, 100), maxTurns: intFlag(values['max-turns'], 'max-turns', 1, 64),
     maxTurnTokens: intFlag(values['max-turn-tokens'], 'max-turn-tokens', 1, 1 << 20), contextPerSequence: intFlag(values.context, 'context', 16),
     steps: intFlag(values.steps, 'steps', 0), questionsPerStep: intFlag(values['questions-per-step'], 'questions-per-step', 1, 256),

@@ -7,6 +7,7 @@ import type { TextRetriever } from '../retrieval/types';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertString, checkKeys, expected, defaultedNumbers } from '../util/validate';
 import { LORA_DEFAULTS, LOSS_DEFAULTS } from './defaults';
 import { stage1DefaultLr } from './stage1-config';
+import { LORA_MODULES, LORA_TARGETS, type LoraModule } from './trainer';
 
 /**
  * The collapse rule (see {@link collapseCheck}): training stops when, for `patience` steps in a
@@ -32,6 +33,8 @@ export interface SearchR1Options {
   /** Adapter to start from (its rank, alpha and targets are kept); default a fresh adapter (the base model). */
   lora?: string;
   loraRank?: number;
+  /** Matrices a fresh adapter adapts (LORA_TARGETS); default every layer's projections. Add `'output'` to adapt the output head too (needs a model with its own output.weight). */
+  loraTargets?: readonly LoraModule[];
   /** Training questions: QA JSONL `{id?, question, golden_answers}` or items in memory. */
   train: string | readonly QaItem[];
   /** The corpus searched (BEIR corpus.jsonl, FlashRAG JSONL or a folder), or documents in memory; needed without `retriever`, and read by the warm-up to follow multi-hop paths. */
@@ -90,8 +93,9 @@ export const SEARCH_R1_DEFAULTS = Object.freeze({
 });
 
 /** {@link SearchR1Options} with every default filled in. */
-export type ResolvedSearchR1 = Omit<Required<SearchR1Options>, 'lora' | 'corpus' | 'retriever' | 'threads' | 'collapse' | 'warmupLr'> & {
+export type ResolvedSearchR1 = Omit<Required<SearchR1Options>, 'lora' | 'loraTargets' | 'corpus' | 'retriever' | 'threads' | 'collapse' | 'warmupLr'> & {
   lora: string | null;
+  loraTargets: LoraModule[];
   corpus: SearchR1Options['corpus'] | null;
   retriever: TextRetriever | null;
   threads: number | undefined;
@@ -100,7 +104,7 @@ export type ResolvedSearchR1 = Omit<Required<SearchR1Options>, 'lora' | 'corpus'
 };
 
 const KEYS = [
-  'model', 'lora', 'loraRank', 'train', 'corpus', 'retriever', 'out', 'template', 'topk', 'maxTurns', 'maxTurnTokens', 'contextPerSequence', 'steps',
+  'model', 'lora', 'loraRank', 'loraTargets', 'train', 'corpus', 'retriever', 'out', 'template', 'topk', 'maxTurns', 'maxTurnTokens', 'contextPerSequence', 'steps',
   'questionsPerStep', 'group', 'temperature', 'topP', 'reward', 'warmupSft', 'warmupBatch', 'warmupLr', 'autoWarmupSteps', 'probeQuestions',
   'probeThreshold', 'lr', 'kl', 'clipLow', 'clipHigh', 'collapse', 'checkpointEvery', 'seed', 'threads', 'resume', 'force', 'progress',
 ];
@@ -117,6 +121,13 @@ function resolveCollapse(v: SearchR1Options['collapse']): Required<CollapseRule>
   assertNumber(c.lengthRatio, 'collapse.lengthRatio', 1, 1e6);
   assertNumber(c.minBest, 'collapse.minBest', 0, 1e6);
   return c;
+}
+
+function resolveTargets(v: SearchR1Options['loraTargets']): LoraModule[] {
+  if (v === undefined) return [...LORA_MODULES];
+  if (!Array.isArray(v) || v.length === 0) throw new TypeError(expected('a non-empty array of LoRA targets', 'loraTargets', v));
+  v.forEach((t, i) => assertOneOf(t, `loraTargets[${i}]`, LORA_TARGETS));
+  return LORA_TARGETS.filter((t) => v.includes(t));
 }
 
 /**
@@ -160,8 +171,9 @@ export function resolveSearchR1(o: SearchR1Options, model: { nEmbd: number } = {
   assertNumber(lr, 'lr', 0, 10);
   const warmupLr = o.warmupLr ?? lr;
   assertNumber(warmupLr, 'warmupLr', 0, 10);
+  const loraTargets = resolveTargets(o.loraTargets);
   return {
-    model: o.model, lora: o.lora ?? null, loraRank: int('loraRank', 1, 4096), train: o.train, corpus: o.corpus ?? null, retriever: o.retriever ?? null,
+    model: o.model, lora: o.lora ?? null, loraRank: int('loraRank', 1, 4096), loraTargets, train: o.train, corpus: o.corpus ?? null, retriever: o.retriever ?? null,
     out: o.out, template, topk: int('topk', 1, 100), maxTurns: int('maxTurns', 1, 64), maxTurnTokens: int('maxTurnTokens', 1, 1 << 20),
     contextPerSequence: int('contextPerSequence', 16, 1 << 24), steps: int('steps', 0, 1e9), questionsPerStep, group,
     temperature: num('temperature', 0, 100), topP: num('topP', 0, 1), reward, warmupSft, warmupBatch: int('warmupBatch', 1, 4096), warmupLr,
@@ -169,6 +181,10 @@ export function resolveSearchR1(o: SearchR1Options, model: { nEmbd: number } = {
     lr, kl: num('kl', 0, 1e6), clipLow: num('clipLow', 0, 0.999), clipHigh: num('clipHigh', 0, 100), collapse: resolveCollapse(o.collapse),
     checkpointEvery: int('checkpointEvery', 1, 1e9), seed: int('seed', 0, 0xffffffff), threads: o.threads, resume, force, progress: flag('progress', true),
   };
+}
+
+function sameTargets(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
 }
 
 /**
@@ -184,5 +200,6 @@ export function searchR1Fingerprint(c: ResolvedSearchR1, identity: { model: stri
     // undefined for the default (not written to the state), so runs started before the option
     // existed still resume, and a change either way is still seen.
     template: c.template === SEARCH_R1_TEMPLATE ? undefined : c.template,
+    loraTargets: sameTargets(c.loraTargets, LORA_MODULES) ? undefined : c.loraTargets,
   };
 }

@@ -95,7 +95,7 @@ export async function trainSearchR1(options: SearchR1Options, hooks: SearchR1Hoo
   let scratch: string | null = null;
   const adapters = new AdapterHandover();
   try {
-    trainer = await openTrainer({ model: c.model, lora: c.lora, loraRank: c.loraRank, seed: c.seed, threads: c.threads });
+    trainer = await openTrainer({ model: c.model, lora: c.lora, loraRank: c.loraRank, loraTargets: c.loraTargets, seed: c.seed, threads: c.threads });
     c = resolveSearchR1(options, trainer.info);
     scratch = await mkdtemp(join(tmpdir(), 'search-r3-search-r1-'));
     const adapterPath = join(scratch, 'rollout.lora.gguf');

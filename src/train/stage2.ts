@@ -16,7 +16,7 @@ import { resolveStage2, stage2Fingerprint, type ResolvedStage2, type Stage2Optio
 import { loadCorpus, placePositives, stage2DataDigest, type Stage2Query } from './stage2-data';
 import { reasonVectors, rolloutContext, sampleRollouts, trainerDocumentEncoder, type Rollout } from './stage2-rollout';
 import { updateOnRollouts } from './stage2-update';
-import { LORA_MODULES, LoraTrainer, type LoraModule, type LossPart } from './trainer';
+import { adapterTargets, LoraTrainer, type LoraModule, type LossPart } from './trainer';
 
 /** One line of `<out>.log.jsonl`. */
 export interface Stage2StepLog {
@@ -211,12 +211,12 @@ export async function trainStage2(options: Stage2Options, hooks: Stage2Hooks = {
 }
 
 /** The trainer, starting from `lora` (its rank, alpha and targets) or from a fresh adapter (shared with Search-R1 training). */
-export async function openTrainer(c: Pick<ResolvedStage2, 'model' | 'lora' | 'loraRank' | 'seed' | 'threads'>): Promise<LoraTrainer> {
-  if (!c.lora) return LoraTrainer.open(c.model, { lora: { rank: c.loraRank, seed: c.seed }, threads: c.threads });
+export async function openTrainer(c: Pick<ResolvedStage2, 'model' | 'lora' | 'loraRank' | 'seed' | 'threads'> & { loraTargets?: readonly LoraModule[] }): Promise<LoraTrainer> {
+  if (!c.lora) return LoraTrainer.open(c.model, { lora: { rank: c.loraRank, seed: c.seed, targets: c.loraTargets }, threads: c.threads });
   const file = await readLoraAdapter(c.lora);
   const a = file.tensors.find((t) => t.name.endsWith('.lora_a'));
   if (!a) throw new SearchR3Error('ERR_MODEL', `adapter ${c.lora} has no LoRA tensors`);
-  const targets = LORA_MODULES.filter((m) => file.tensors.some((t) => t.name.includes(`.${m}.weight.lora_a`))) as LoraModule[];
+  const targets = adapterTargets(file.tensors.map((t) => t.name));
   const trainer = await LoraTrainer.open(c.model, { lora: { rank: a.dims[1]!, alpha: file.alpha, targets }, threads: c.threads });
   try {
     await trainer.loadAdapter(c.lora);

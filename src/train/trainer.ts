@@ -7,16 +7,29 @@ import { lossSpec, packBatch, perSequence, type LossOptions, type TrainSequence 
 import { readLoraAdapter, writeLoraAdapter, type NamedTensor } from './checkpoint';
 import { LORA_DEFAULTS, STEP_DEFAULTS } from './defaults';
 
-/** LoRA target modules, named as in GGUF tensor names. */
+/** Every layer's projections LoRA can adapt, named as in GGUF tensor names: the default targets. */
 export const LORA_MODULES = ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'] as const;
-export type LoraModule = (typeof LORA_MODULES)[number];
+/**
+ * Every LoRA target, in adapter-file order: each layer's LORA_MODULES, then the output head
+ * (`output`, tensors `output.weight.lora_a/b`). The head is opt-in: it moves the logits of tokens
+ * the layers' adapters cannot reach on a small model (tags a base model gives the same row), and
+ * it needs a model with its own `output.weight` (llama.cpp cannot adapt a head tied to
+ * `token_embd.weight`).
+ */
+export const LORA_TARGETS = [...LORA_MODULES, 'output'] as const;
+export type LoraModule = (typeof LORA_TARGETS)[number];
+
+/** The targets an adapter file adapts, read from its tensor names, in LORA_TARGETS order. */
+export function adapterTargets(tensorNames: readonly string[]): LoraModule[] {
+  return LORA_TARGETS.filter((m) => tensorNames.some((n) => n === `${m}.weight.lora_a` || n.endsWith(`.${m}.weight.lora_a`)));
+}
 
 export interface LoraConfig {
   /** Rank r of A [n_in, r] and B [r, n_out]. Default 8. */
   rank?: number;
   /** Scale numerator: the update is (alpha / rank)·B·A·x. Default 2 × rank. */
   alpha?: number;
-  /** Adapted projections. Default: all seven. */
+  /** Adapted matrices (LORA_TARGETS). Default: every layer's seven projections (LORA_MODULES). */
   targets?: readonly LoraModule[];
   /** Seed of A's initialisation (B starts at zero, so step 0 is the base model). Default 0. */
   seed?: number;
@@ -155,14 +168,14 @@ export class LoraTrainer {
     const targets = [...(lora.targets ?? LORA_MODULES)];
     if (targets.length === 0) throw new RangeError(expected('at least one target module', 'lora.targets', targets));
     for (const t of targets) {
-      if (!LORA_MODULES.includes(t)) throw new RangeError(expected(`one of ${LORA_MODULES.join(', ')}`, 'lora.targets[]', t));
+      if (!LORA_TARGETS.includes(t)) throw new RangeError(expected(`one of ${LORA_TARGETS.join(', ')}`, 'lora.targets[]', t));
     }
     if (options.threads !== undefined) assertInteger(options.threads, 'threads', 1, 1024);
     const transposedWeights = options.transposedWeights ?? LORA_DEFAULTS.transposedWeights;
     assertBoolean(transposedWeights, 'transposedWeights');
     const abs = await checkedGgufPath(path, 'model');
     const native = await callNative(() => binding().createTrainer(abs, { rank, alpha, targets: [...new Set(targets)], seed, threads: options.threads, transposedWeights }));
-    return new LoraTrainer(native, abs, LORA_MODULES.filter((m) => targets.includes(m)));
+    return new LoraTrainer(native, abs, LORA_TARGETS.filter((m) => targets.includes(m)));
   }
 
   get #n(): NativeTrainer {
