@@ -186,7 +186,7 @@ export type NativeTensorPart = 'params' | 'grads' | 'm' | 'v';
 export interface NativeTrainer {
   info(): {
     architecture: string; nVocab: number; nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number;
-    weightBytes: number; transposedBytes: number; loraParams: number; rank: number; alpha: number; step: number; microBatches: number;
+    weightBytes: number; transposedBytes: number; loraParams: number; rank: number; alpha: number; step: number; microBatches: number; threads: number;
   };
   forward(batch: NativeTrainBatch, options: { lora: boolean; logits: boolean; hidden: boolean; logp: boolean }):
     Promise<{ logits: Float32Array | null; hidden: Float32Array | null; logp: Float32Array | null }>;

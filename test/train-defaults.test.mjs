@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { lib, root, storiesPath, track } from './helpers/models.mjs';
 
 const require = createRequire(import.meta.url);
@@ -94,7 +95,10 @@ describe('LoraTrainer defaults come from src/train/defaults.ts', () => {
   it('open and step without options equal the native calls given the tables\' values', async () => {
     const trainer = track(await LoraTrainer.open(storiesPath, { threads: 1 }));
     const info = trainer.info;
-    assert.deepEqual([info.rank, info.alpha, info.targets], [LORA_DEFAULTS.rank, LORA_DEFAULTS.alphaPerRank * LORA_DEFAULTS.rank, [...LORA_MODULES]]);
+    assert.deepEqual([info.rank, info.alpha, info.targets, info.threads], [LORA_DEFAULTS.rank, LORA_DEFAULTS.alphaPerRank * LORA_DEFAULTS.rank, [...LORA_MODULES], 1]);
+    // Without `threads`, every hardware thread (what busy-bench reports for the default).
+    const all = track(await LoraTrainer.open(storiesPath));
+    assert.equal(all.info.threads, os.availableParallelism());
     const native = track(await binding().createTrainer(storiesPath, {
       rank: LORA_DEFAULTS.rank, alpha: LORA_DEFAULTS.alphaPerRank * LORA_DEFAULTS.rank, targets: [...LORA_MODULES], seed: LORA_DEFAULTS.seed,
       threads: 1, transposedWeights: LORA_DEFAULTS.transposedWeights,

@@ -72,6 +72,7 @@ class Trainer {
   void Validate(const TrainBatch & batch, const LossSpec & spec) const;
 
   void SetAbortFlag(std::atomic<bool> * flag);
+  int threads() const { return threads_; }
 
   std::unique_ptr<TrainWeights> weights;
   std::unique_ptr<LoraParams> lora;

@@ -222,6 +222,7 @@ Napi::Value TrainerWrap::Info(const Napi::CallbackInfo & info) {
   o.Set("alpha", trainer->lora->config.alpha);
   o.Set("step", (double)trainer->lora->step);
   o.Set("microBatches", (double)trainer->micro_batches);
+  o.Set("threads", trainer->threads());
   return o;
 }
 

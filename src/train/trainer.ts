@@ -65,6 +65,8 @@ export interface TrainerInfo {
   targets: LoraModule[];
   /** Optimizer steps taken. */
   step: number;
+  /** CPU threads of the training graph (the `threads` option, or every hardware thread). */
+  threads: number;
 }
 
 export type LossPart = NativeLossPart;
@@ -187,7 +189,7 @@ export class LoraTrainer {
     const i = callNativeSync(() => this.#n.info());
     return {
       architecture: i.architecture, nVocab: i.nVocab, nEmbd: i.nEmbd, nLayer: i.nLayer, weightBytes: i.weightBytes, transposedBytes: i.transposedBytes,
-      loraParams: i.loraParams, rank: i.rank, alpha: i.alpha, targets: [...this.targets], step: i.step,
+      loraParams: i.loraParams, rank: i.rank, alpha: i.alpha, targets: [...this.targets], step: i.step, threads: i.threads,
     };
   }
 
